@@ -1,0 +1,55 @@
+// `npm run bench -- [--filter <substring>] [--json <file>] [--quick] [--backend cpu|cuda|all]`
+//
+// Measures the roofline first (every selected backend, whatever the filter: the fractions need it),
+// then times the cases that match the filter, prints the table to stdout and writes the JSON array.
+// Progress goes to stderr, so stdout holds only the report.
+import { info } from '../lib/index.js';
+import {
+  formatReport, matchesFilter, parseBenchOptions, runSuites, selectBackends, writeJsonReport, USAGE, type BenchOptions,
+} from './harness.js';
+import { measureStreamTriad } from './roofline.js';
+import gaeSuite from './gae.bench.js';
+import whitenSuite from './whiten.bench.js';
+
+const SUITES = [gaeSuite, whitenSuite];
+
+function main(): number {
+  const machine = info();
+  let options: BenchOptions;
+  let backends: string[];
+  try {
+    options = parseBenchOptions(process.argv.slice(2));
+    backends = selectBackends(options.backend, machine.backends);
+  } catch (error) {
+    // Bad arguments are the user's to fix: the message and the usage, without a stack.
+    console.error(`bench: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+
+  const triads = backends.map((backend) => {
+    console.error(`timing roofline/stream-triad [${backend}]`);
+    return measureStreamTriad(backend, options.quick);
+  });
+  const roofline = { gbps: new Map(triads.map((t) => [t.backend, t.gbps!])) };
+  const results = [
+    ...triads.filter((t) => matchesFilter(options.filter, t.suite, t.case)),
+    ...runSuites(SUITES, backends, options, roofline),
+  ];
+  if (results.length === 0) {
+    console.error(`no case matches --filter ${options.filter}`);
+    return 1;
+  }
+
+  console.log(`talaria ${machine.version}, simd ${machine.simd}, ${machine.threads} threads, node ${process.version}` +
+    `${options.quick ? ' (--quick: rough figures)' : ''}`);
+  console.log(`roofline: ${triads.map((t) => `${t.backend} STREAM triad ${t.gbps!.toFixed(1)} GB/s`).join(', ')}`);
+  console.log('');
+  console.log(formatReport(results, SUITES));
+  if (options.json) {
+    writeJsonReport(options.json, results);
+    console.error(`wrote ${results.length} results to ${options.json}`);
+  }
+  return 0;
+}
+
+process.exitCode = main();

@@ -1,0 +1,8 @@
+// Public API of the talaria package.
+export { info, TalariaError } from './native.js';
+export type { CudaDevice, DType, ErrorCode, TalariaInfo } from './native.js';
+export { Tensor } from './tensor.js';
+export type { SupportedTypedArray } from './tensor.js';
+export { gae, gaeAsync, whiten, whitenAsync } from './ops/rl.js';
+export type { F32, GaeInput, GaeOutput, I32, U8, WhitenOptions } from './ops/rl.js';
+export { streamTriad, streamTriadAsync } from './ops/roofline.js';

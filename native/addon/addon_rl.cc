@@ -1,0 +1,136 @@
+// Bindings for the RL advantage kernels (native/core/kernels/rl.h): gae and whiten.
+#include "addon_rl.h"
+
+#include "../core/kernels/rl.h"
+#include "errors.h"
+#include "kernel_call.h"
+
+namespace talaria::addon {
+namespace {
+
+// cu_seqlens must start at 0, never decrease, and end at N (DESIGN.md packed layout).
+void check_cu_seqlens(const TensorArg& cu_seqlens, int64_t num_tokens) {
+  if (cu_seqlens.tensor.numel() < 1)
+    fail(ErrorCode::Shape, "cuSeqlens: expected length B+1 >= 1 (it starts with 0), got an empty array");
+  std::vector<int32_t> offsets = host_int32(cu_seqlens.tensor);
+  if (offsets[0] != 0) fail(ErrorCode::Shape, "cuSeqlens: expected cuSeqlens[0] = 0, got " + std::to_string(offsets[0]));
+  for (size_t i = 1; i < offsets.size(); i++)
+    if (offsets[i] < offsets[i - 1])
+      fail(ErrorCode::Shape, "cuSeqlens: must not decrease, but cuSeqlens[" + std::to_string(i) + "] = " +
+                                 std::to_string(offsets[i]) + " < cuSeqlens[" + std::to_string(i - 1) +
+                                 "] = " + std::to_string(offsets[i - 1]));
+  if (offsets.back() != num_tokens)
+    fail(ErrorCode::Shape, "cuSeqlens: must end at N = " + std::to_string(num_tokens) + " (the number of tokens), got " +
+                               std::to_string(offsets.back()));
+}
+
+struct GaeCall : KernelCall {
+  TensorArg rewards, values, cu_seqlens, advantages, returns;
+  std::optional<TensorArg> action_mask, bootstrap;
+  GaeArgs args{};
+
+  void execute() override { gae_advantages(rewards.tensor.device(), args); }
+
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("advantages", output_value(env, advantages));
+    out.Set("returns", output_value(env, returns));
+    return out;
+  }
+};
+
+std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject())
+    fail(ErrorCode::DType, "gae: expected an object {rewards, values, cuSeqlens, actionMask?, bootstrap?, gamma?, lambda?}, got " +
+                               describe(info[0]));
+  Napi::Object input = options_object(info[0], "gae",
+                                      {"rewards", "values", "cuSeqlens", "actionMask", "bootstrap", "gamma", "lambda"});
+  auto call = std::make_unique<GaeCall>();
+  call->rewards = tensor_arg(input.Get("rewards"), "rewards", DType::F32);
+  const int64_t n = call->rewards.tensor.numel();
+  const Device device = call->rewards.tensor.device();
+  call->values = tensor_arg(input.Get("values"), "values", DType::F32);
+  call->cu_seqlens = tensor_arg(input.Get("cuSeqlens"), "cuSeqlens", DType::I32);
+  call->action_mask = optional_tensor_arg(input.Get("actionMask"), "actionMask", DType::U8);
+  call->bootstrap = optional_tensor_arg(input.Get("bootstrap"), "bootstrap", DType::F32);
+  require_length(call->values, "values", n, "one per token, like rewards");
+  require_same_device(call->values, "values", device);
+  require_same_device(call->cu_seqlens, "cuSeqlens", device);
+  check_cu_seqlens(call->cu_seqlens, n);
+  const int64_t num_seqs = call->cu_seqlens.tensor.numel() - 1;
+  if (call->action_mask) {
+    require_length(*call->action_mask, "actionMask", n, "one per token, like rewards");
+    require_same_device(*call->action_mask, "actionMask", device);
+  }
+  if (call->bootstrap) {
+    require_length(*call->bootstrap, "bootstrap", num_seqs, "one per sequence, cuSeqlens.length - 1");
+    require_same_device(*call->bootstrap, "bootstrap", device);
+  }
+  const double gamma = number_option(input, "gamma", 1.0, 0.0, 1.0);
+  const double lambda = number_option(input, "lambda", 0.95, 0.0, 1.0);
+
+  call->advantages = new_output(info.Env(), n, DType::F32, device, call->rewards.from_handle);
+  call->returns = new_output(info.Env(), n, DType::F32, device, call->rewards.from_handle);
+  for (const TensorArg* arg : {&call->rewards, &call->values, &call->cu_seqlens, &call->advantages, &call->returns})
+    call->hold(*arg);
+  call->hold(call->action_mask);
+  call->hold(call->bootstrap);
+
+  GaeArgs& a = call->args;
+  a.rewards = call->rewards.tensor.data_as<const float>();
+  a.values = call->values.tensor.data_as<const float>();
+  a.cu_seqlens = call->cu_seqlens.tensor.data_as<const int32_t>();
+  a.action_mask = call->action_mask ? call->action_mask->tensor.data_as<const uint8_t>() : nullptr;
+  a.bootstrap = call->bootstrap ? call->bootstrap->tensor.data_as<const float>() : nullptr;
+  a.num_tokens = n;
+  a.num_seqs = num_seqs;
+  a.gamma = static_cast<float>(gamma);
+  a.lambda = static_cast<float>(lambda);
+  a.advantages = call->advantages.tensor.data_as<float>();
+  a.returns = call->returns.tensor.data_as<float>();
+  return call;
+}
+
+struct WhitenCall : KernelCall {
+  TensorArg x, out;
+  std::optional<TensorArg> mask;
+  WhitenArgs args{};
+
+  void execute() override { whiten(x.tensor.device(), args); }
+  Napi::Value result(Napi::Env env) override { return output_value(env, out); }
+};
+
+std::unique_ptr<KernelCall> prepare_whiten(const Napi::CallbackInfo& info) {
+  auto call = std::make_unique<WhitenCall>();
+  call->x = tensor_arg(info[0], "x", DType::F32);
+  const int64_t n = call->x.tensor.numel();
+  const Device device = call->x.tensor.device();
+  Napi::Object options = options_object(info[1], "whiten options", {"mask", "shiftMean", "unbiased", "eps"});
+  call->mask = optional_tensor_arg(options.Get("mask"), "mask", DType::U8);
+  if (call->mask) {
+    require_length(*call->mask, "mask", n, "one per element of x");
+    require_same_device(*call->mask, "mask", device);
+  }
+  WhitenArgs& a = call->args;
+  a.shift_mean = boolean_option(options, "shiftMean", true);
+  a.unbiased = boolean_option(options, "unbiased", true);
+  a.eps = static_cast<float>(number_option(options, "eps", 1e-8, 0.0, 1.0, /*lo_inclusive=*/false));
+  call->out = new_output(info.Env(), n, DType::F32, device, call->x.from_handle);
+  call->hold(call->x);
+  call->hold(call->mask);
+  call->hold(call->out);
+  a.x = call->x.tensor.data_as<const float>();
+  a.mask = call->mask ? call->mask->tensor.data_as<const uint8_t>() : nullptr;
+  a.n = n;
+  a.out = call->out.tensor.data_as<float>();
+  return call;
+}
+
+}  // namespace
+
+void export_rl(Napi::Env env, Napi::Object exports) {
+  export_kernel(env, exports, "gae", prepare_gae);
+  export_kernel(env, exports, "whiten", prepare_whiten);
+}
+
+}  // namespace talaria::addon

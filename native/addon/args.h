@@ -1,0 +1,57 @@
+// Argument guards for the bindings (the trust boundary): each resolves one JS value into a checked C++
+// value or throws talaria::Error naming the argument, what was expected and what was given.
+#pragma once
+#include <napi.h>
+
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.h"
+
+namespace talaria::addon {
+
+// A kernel input or output: either a typed array (zero-copy, CPU) or a Tensor handle.
+struct TensorArg {
+  Tensor tensor;
+  bool from_handle = false;  // true when the caller passed a Tensor (so outputs become Tensors)
+  // JS objects that must stay alive while a kernel uses the memory (handle and/or typed array).
+  std::vector<Napi::Value> keep_alive;
+};
+
+// Typed array type that holds each dtype.
+napi_typedarray_type typed_array_type(DType dtype);
+const char* typed_array_name(DType dtype);
+
+// A typed array or Tensor handle of `dtype`, 1-D.
+TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
+// Same, but undefined (or null) gives std::nullopt.
+std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
+
+// Length checks shared by kernels.
+void require_length(const TensorArg& arg, const std::string& name, int64_t expected, const std::string& why);
+void require_same_device(const TensorArg& arg, const std::string& name, Device device);
+
+// Options objects. `options` may be undefined (all defaults). Unknown keys are rejected so that a typo
+// such as `lamda` cannot silently fall back to a default.
+Napi::Object options_object(const Napi::Value& value, const std::string& name,
+                            std::initializer_list<const char*> known_keys);
+double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
+                     bool lo_inclusive = true);
+bool boolean_option(const Napi::Object& options, const char* key, bool fallback);
+
+Device parse_device(const Napi::Value& value, const std::string& name);
+DType parse_dtype(const Napi::Value& value, const std::string& name);
+std::vector<int64_t> parse_shape(const Napi::Value& value, const std::string& name);
+
+// A fresh f32/i32/u8 output shaped like the inputs' kind: a typed array (wrapped zero-copy) when
+// `as_handle` is false, else a device tensor that becomes a Tensor handle in the result.
+TensorArg new_output(Napi::Env env, int64_t length, DType dtype, Device device, bool as_handle);
+// The JS value to return for an output made by new_output.
+Napi::Value output_value(Napi::Env env, const TensorArg& output);
+
+// Copies a (small) tensor to host memory, for validating index arrays that live on a device.
+std::vector<int32_t> host_int32(const Tensor& tensor);
+
+}  // namespace talaria::addon

@@ -1,0 +1,159 @@
+// CPU GAE and whitening.
+//
+// GAE napkin math: per token we read reward, value (f32) and the mask byte and write advantage and return
+// (f32): 17 bytes. B=64, T=1024 moves 1.1 MB, about 25 us at 45 GB/s. The backward recurrence is a serial
+// dependency chain within a sequence (one FMA plus a select per token, ~5 cycles), so a sequence is one
+// task and the pool runs sequences in parallel; the chain, not memory, bounds a single long sequence.
+// The carried advantage is f64 so that gamma = lambda = 1 over very long sequences (a plain suffix sum)
+// stays within 1e-5 of the float64 reference.
+//
+// Whitening: pass 1 computes (count, mean, M2) per fixed 16K-element chunk in f64 (chunk-local mean,
+// then squared deviations: stable for large offsets), merged in chunk order with Chan's formula, so the
+// result is identical for any thread count. Pass 2 writes (x - mean) * rsqrt(var + eps).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../core/kernels/rl.h"
+#include "../core/simd.h"
+#include "../core/thread_pool.h"
+
+namespace talaria {
+namespace cpu {
+namespace {
+
+template <bool kMasked>
+void gae_sequence(const GaeArgs& a, int64_t seq) {
+  const int64_t begin = a.cu_seqlens[seq], end = a.cu_seqlens[seq + 1];
+  const double gamma = a.gamma, gamma_lambda = static_cast<double>(a.gamma) * a.lambda;
+  double next_value = a.bootstrap ? a.bootstrap[seq] : 0.0;
+  double next_advantage = 0.0;
+  for (int64_t t = end - 1; t >= begin; t--) {
+    const double value = a.values[t];
+    const double advantage = a.rewards[t] + gamma * next_value - value + gamma_lambda * next_advantage;
+    if (kMasked) {
+      // Branch-free skip of non-action tokens: they keep the carried state and get 0.
+      const bool action = a.action_mask[t] != 0;
+      next_advantage = action ? advantage : next_advantage;
+      next_value = action ? value : next_value;
+      a.advantages[t] = action ? static_cast<float>(advantage) : 0.0f;
+      a.returns[t] = action ? static_cast<float>(advantage + value) : 0.0f;
+    } else {
+      next_advantage = advantage;
+      next_value = value;
+      a.advantages[t] = static_cast<float>(advantage);
+      a.returns[t] = static_cast<float>(advantage + value);
+    }
+  }
+}
+
+struct Moments {
+  double count = 0, mean = 0, m2 = 0;
+};
+
+// Chan et al.'s pairwise update: exact merge of two partial (count, mean, M2) summaries.
+Moments merge(const Moments& a, const Moments& b) {
+  if (b.count == 0) return a;
+  if (a.count == 0) return b;
+  Moments out;
+  out.count = a.count + b.count;
+  const double delta = b.mean - a.mean;
+  out.mean = a.mean + delta * (b.count / out.count);
+  out.m2 = a.m2 + b.m2 + delta * delta * (a.count * b.count / out.count);
+  return out;
+}
+
+constexpr int kLanes = 8;  // fixed accumulation lanes: the order of additions is the same for every ISA
+
+TALARIA_SIMD_INLINE Moments chunk_moments_impl(const float* x, const uint8_t* mask, int64_t n) {
+  double sum[kLanes] = {}, count[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; j++) {
+      const bool on = !mask || mask[i + j];
+      sum[j] += on ? static_cast<double>(x[i + j]) : 0.0;
+      count[j] += on ? 1.0 : 0.0;
+    }
+  for (int j = 0; i < n; i++, j++) {
+    const bool on = !mask || mask[i];
+    sum[j] += on ? static_cast<double>(x[i]) : 0.0;
+    count[j] += on ? 1.0 : 0.0;
+  }
+  Moments m;
+  double total = 0;
+  for (int j = 0; j < kLanes; j++) m.count += count[j], total += sum[j];
+  if (m.count == 0) return m;
+  m.mean = total / m.count;
+  double m2[kLanes] = {};
+  for (i = 0; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; j++) {
+      const double d = static_cast<double>(x[i + j]) - m.mean;
+      m2[j] += (!mask || mask[i + j]) ? d * d : 0.0;
+    }
+  for (int j = 0; i < n; i++, j++) {
+    const double d = static_cast<double>(x[i]) - m.mean;
+    m2[j] += (!mask || mask[i]) ? d * d : 0.0;
+  }
+  for (int j = 0; j < kLanes; j++) m.m2 += m2[j];
+  return m;
+}
+TALARIA_SIMD_FUNCTION(Moments, chunk_moments, chunk_moments_impl,
+                      (const float* x, const uint8_t* mask, int64_t n), (x, mask, n))
+
+TALARIA_SIMD_INLINE int whiten_write_impl(const float* x, const uint8_t* mask, int64_t n, float mean,
+                                          float scale, float shift_back, float* out) {
+  for (int64_t i = 0; i < n; i++) {
+    const float w = (x[i] - mean) * scale + shift_back;
+    out[i] = (!mask || mask[i]) ? w : 0.0f;
+  }
+  return 0;
+}
+TALARIA_SIMD_FUNCTION(int, whiten_write, whiten_write_impl,
+                      (const float* x, const uint8_t* mask, int64_t n, float mean, float scale,
+                       float shift_back, float* out),
+                      (x, mask, n, mean, scale, shift_back, out))
+
+constexpr int64_t kWhitenChunk = 1 << 14;
+constexpr int64_t kTokensPerTask = 1 << 13;
+
+}  // namespace
+
+void gae_advantages(const GaeArgs& a) {
+  if (a.num_seqs == 0) return;
+  // Group short sequences so that each task has a few thousand tokens of work.
+  const int64_t avg_len = std::max<int64_t>(1, a.num_tokens / a.num_seqs);
+  const int64_t grain = std::max<int64_t>(1, kTokensPerTask / avg_len);
+  parallel_for(0, a.num_seqs, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t seq = lo; seq < hi; seq++) {
+      if (a.action_mask) gae_sequence<true>(a, seq);
+      else gae_sequence<false>(a, seq);
+    }
+  });
+}
+
+void whiten(const WhitenArgs& a) {
+  if (a.n == 0) return;
+  const int64_t num_chunks = (a.n + kWhitenChunk - 1) / kWhitenChunk;
+  std::vector<Moments> partial(num_chunks);
+  parallel_for(0, num_chunks, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; c++) {
+      const int64_t begin = c * kWhitenChunk, len = std::min(kWhitenChunk, a.n - begin);
+      partial[c] = chunk_moments(a.x + begin, a.mask ? a.mask + begin : nullptr, len);
+    }
+  });
+  Moments total;
+  for (const Moments& m : partial) total = merge(total, m);
+  const double divisor = a.unbiased ? total.count - 1 : total.count;
+  const double variance = divisor > 0 ? total.m2 / divisor : 0.0;
+  const float scale = static_cast<float>(1.0 / std::sqrt(variance + a.eps));
+  const float mean = static_cast<float>(total.mean);
+  const float shift_back = a.shift_mean ? 0.0f : mean;
+  parallel_for(0, num_chunks, 1, [&](int64_t lo, int64_t hi) {
+    const int64_t begin = lo * kWhitenChunk, end = std::min(hi * kWhitenChunk, a.n);
+    whiten_write(a.x + begin, a.mask ? a.mask + begin : nullptr, end - begin, mean, scale, shift_back,
+                 a.out + begin);
+  });
+}
+
+}  // namespace cpu
+}  // namespace talaria

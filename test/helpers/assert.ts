@@ -1,0 +1,121 @@
+// Assertions shared by the suites: closeness to the float64 reference, bitwise equality, and the
+// TalariaError contract (class, exact code, and a message that names the argument).
+import { expect } from 'vitest';
+import { TalariaError } from '../../lib/index.js';
+
+export type TalariaCode =
+  | 'ERR_TALARIA_SHAPE'
+  | 'ERR_TALARIA_DTYPE'
+  | 'ERR_TALARIA_DEVICE'
+  | 'ERR_TALARIA_RANGE'
+  | 'ERR_TALARIA_DISPOSED'
+  | 'ERR_TALARIA_CUDA'
+  | 'ERR_TALARIA_OOM'
+  | 'ERR_TALARIA_IO'
+  | 'ERR_TALARIA_FORMAT';
+
+export function maxAbs(x: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
+  return m;
+}
+
+/**
+ * Tolerance against the reference. By default each element is checked relative to itself:
+ * |got - ref| <= rel * max(1, |ref|). With `scale`, every element gets the same bound rel * scale.
+ */
+export interface Tolerance {
+  rel: number;
+  scale?: number;
+}
+
+export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tolerance: Tolerance): void {
+  expect(got.length, 'output length').toBe(ref.length);
+  const failures: string[] = [];
+  let count = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const bound = tolerance.rel * (tolerance.scale ?? Math.max(1, Math.abs(ref[i])));
+    const error = Math.abs(got[i] - ref[i]);
+    if (!(error <= bound)) {
+      count++;
+      if (failures.length < 5) failures.push(`[${i}] got ${got[i]}, reference ${ref[i]}, bound ${bound}`);
+    }
+  }
+  expect(failures, `${count} of ${ref.length} elements outside the tolerance`).toEqual([]);
+}
+
+function bytesOf(x: ArrayBufferView): Uint8Array {
+  return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+}
+
+export function expectBitwiseEqual(got: ArrayBufferView, want: ArrayBufferView): void {
+  expect(got.constructor.name).toBe(want.constructor.name);
+  const a = bytesOf(got);
+  const b = bytesOf(want);
+  expect(a.length, 'byte length').toBe(b.length);
+  let first = -1;
+  for (let i = 0; i < a.length && first < 0; i++) if (a[i] !== b[i]) first = i;
+  expect(first, 'first differing byte').toBe(-1);
+}
+
+/** Every entry whose mask is 0 is exactly 0. */
+export function expectZeroWhereMasked(got: ArrayLike<number>, mask: ArrayLike<number>): void {
+  const nonzero: number[] = [];
+  for (let i = 0; i < mask.length; i++) if (mask[i] === 0 && got[i] !== 0) nonzero.push(i);
+  expect(nonzero.slice(0, 5), `${nonzero.length} masked-out entries are not 0`).toEqual([]);
+}
+
+/** The reference is not trivially zero: a test that compares zeros with zeros would prove nothing. */
+export function expectNonTrivial(ref: ArrayLike<number>): void {
+  expect(maxAbs(ref)).toBeGreaterThan(0);
+}
+
+function squash(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+/** `err` is a TalariaError with exactly `code`; when `arg` is given, the message names it. */
+export function expectTalariaError(err: unknown, code: TalariaCode, arg?: string): void {
+  expect(err, 'a TalariaError').toBeInstanceOf(TalariaError);
+  const talariaError = err as TalariaError;
+  expect(talariaError.code, talariaError.message).toBe(code);
+  if (arg !== undefined) expect(squash(talariaError.message), talariaError.message).toContain(squash(arg));
+}
+
+export function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return new Error('expected the call to throw, and it returned');
+}
+
+export function expectThrows(fn: () => unknown, code: TalariaCode, arg?: string): void {
+  expectTalariaError(thrownBy(fn), code, arg);
+}
+
+/** The async form returns a Promise (it does not throw synchronously) and that Promise rejects. */
+export async function expectRejects(start: () => Promise<unknown>, code: TalariaCode, arg?: string): Promise<void> {
+  let promise: Promise<unknown> | undefined;
+  expect(() => {
+    promise = start();
+  }, 'the async form must not throw synchronously').not.toThrow();
+  expect(promise).toBeInstanceOf(Promise);
+  await expect(promise).rejects.toBeInstanceOf(TalariaError);
+  await expect(promise).rejects.toMatchObject({ code });
+  expectTalariaError(await promise!.catch((err: unknown) => err), code, arg);
+}
+
+/** Copies every typed array in `record` now; the returned function asserts they still hold the same bytes. */
+export function snapshotInputs(record: object): () => void {
+  const copies = Object.entries(record)
+    .filter(([, value]) => ArrayBuffer.isView(value))
+    .map(([key, value]) => [key, value, (value as Float32Array).slice()] as const);
+  return () => {
+    for (const [key, value, copy] of copies) {
+      expect(copy.constructor.name, `input ${key}`).toBe(value.constructor.name);
+      expectBitwiseEqual(value as ArrayBufferView, copy);
+    }
+  };
+}
