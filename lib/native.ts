@@ -35,12 +35,9 @@ export class TalariaError extends Error {
 
   // The ESM and CJS builds each define this class; recognise errors made by either one.
   static [Symbol.hasInstance](value: unknown): boolean {
-    return (
-      value instanceof Error &&
-      value.name === 'TalariaError' &&
-      typeof (value as { code?: unknown }).code === 'string' &&
-      (value as { code: string }).code.startsWith('ERR_TALARIA_')
-    );
+    if (!(value instanceof Error) || value.name !== 'TalariaError') return false;
+    const code: unknown = (value as Error & { code?: unknown }).code;
+    return typeof code === 'string' && code.startsWith('ERR_TALARIA_');
   }
 }
 

@@ -8,11 +8,15 @@ export type SupportedTypedArray = Float32Array | Int32Array | Uint8Array;
 // Symbol.for, not a module-local symbol: the ESM and CJS builds must recognise each other's tensors.
 const NATIVE = Symbol.for('talaria.nativeTensor');
 
+// So that a Tensor passed as a kernel's `out` comes back as the very same object.
+const wrappers = new WeakMap<NativeTensor, Tensor>();
+
 export class Tensor {
   private readonly [NATIVE]: NativeTensor;
 
   private constructor(native: NativeTensor) {
     this[NATIVE] = native;
+    wrappers.set(native, this);
   }
 
   /**
@@ -49,9 +53,14 @@ export class Tensor {
     return new Tensor(getAddon().Tensor.empty(shape, dtype, device));
   }
 
-  /** @internal Wraps a handle returned by the addon. */
+  /** @internal Wraps a handle returned by the addon; the same handle always gives the same Tensor. */
   static fromNative(native: NativeTensor): Tensor {
-    return new Tensor(native);
+    let tensor = wrappers.get(native);
+    if (!tensor) {
+      tensor = new Tensor(native);
+      wrappers.set(native, tensor);
+    }
+    return tensor;
   }
 
   /** @internal The addon handle behind a Tensor, or the value itself when it is not a Tensor. */
@@ -99,14 +108,14 @@ export class Tensor {
   }
 }
 
-/** Maps a Tensor, or the Tensors in a plain options object, to addon handles; the addon checks the rest. */
+/** Maps Tensors, also inside (nested) plain options objects, to addon handles; the addon checks the rest. */
 export function nativeArgs(value: unknown): unknown {
   const handle = Tensor.toNative(value);
   if (handle !== value) return handle;
   const isPlainObject =
     value !== null && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value));
   if (!isPlainObject) return value;
-  return Object.fromEntries(Object.entries(value as object).map(([key, v]) => [key, Tensor.toNative(v)]));
+  return Object.fromEntries(Object.entries(value as object).map(([key, v]) => [key, nativeArgs(v)]));
 }
 
 /** Wraps addon handles in a kernel result as Tensors (typed arrays pass through). */

@@ -22,6 +22,12 @@ export interface GaeInput<T extends F32> {
   gamma?: number;
   /** GAE lambda in [0, 1]. Default 0.95. */
   lambda?: number;
+  /**
+   * Buffers to write the results into (f32[N] each, on the inputs' device) instead of allocating new
+   * ones: reusing them avoids an allocation and its page faults per call. They must not overlap the
+   * inputs or each other. The result then holds these same objects.
+   */
+  out?: { advantages?: T; returns?: T };
 }
 
 export interface GaeOutput<T extends F32> {
@@ -66,6 +72,8 @@ export interface WhitenOptions {
   unbiased?: boolean;
   /** Added to the variance before the square root. Default 1e-8; must be > 0. */
   eps?: number;
+  /** Buffer for the result (f32[N], x's device); may be x itself to whiten in place. */
+  out?: F32;
 }
 
 /**

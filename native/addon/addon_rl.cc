@@ -44,7 +44,7 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
     fail(ErrorCode::DType, "gae: expected an object {rewards, values, cuSeqlens, actionMask?, bootstrap?, gamma?, lambda?}, got " +
                                describe(info[0]));
   Napi::Object input = options_object(info[0], "gae",
-                                      {"rewards", "values", "cuSeqlens", "actionMask", "bootstrap", "gamma", "lambda"});
+                                      {"rewards", "values", "cuSeqlens", "actionMask", "bootstrap", "gamma", "lambda", "out"});
   auto call = std::make_unique<GaeCall>();
   call->rewards = tensor_arg(input.Get("rewards"), "rewards", DType::F32);
   const int64_t n = call->rewards.tensor.numel();
@@ -69,8 +69,20 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
   const double gamma = number_option(input, "gamma", 1.0, 0.0, 1.0);
   const double lambda = number_option(input, "lambda", 0.95, 0.0, 1.0);
 
-  call->advantages = new_output(info.Env(), n, DType::F32, device, call->rewards.from_handle);
-  call->returns = new_output(info.Env(), n, DType::F32, device, call->rewards.from_handle);
+  Napi::Object out = options_object(input.Get("out"), "out", {"advantages", "returns"});
+  const bool as_handle = call->rewards.from_handle;
+  call->advantages = output_arg(info.Env(), out.Get("advantages"), "out.advantages", n, DType::F32, device, as_handle);
+  call->returns = output_arg(info.Env(), out.Get("returns"), "out.returns", n, DType::F32, device, as_handle);
+  require_disjoint(call->advantages, "out.advantages", call->returns, "out.returns");
+  const std::vector<std::pair<const TensorArg*, const char*>> inputs = {
+      {&call->rewards, "rewards"}, {&call->values, "values"}, {&call->cu_seqlens, "cuSeqlens"},
+      {call->action_mask ? &*call->action_mask : nullptr, "actionMask"},
+      {call->bootstrap ? &*call->bootstrap : nullptr, "bootstrap"}};
+  for (const auto& [input, input_name] : inputs) {
+    if (!input) continue;
+    require_disjoint(call->advantages, "out.advantages", *input, input_name);
+    require_disjoint(call->returns, "out.returns", *input, input_name);
+  }
   for (const TensorArg* arg : {&call->rewards, &call->values, &call->cu_seqlens, &call->advantages, &call->returns})
     call->hold(*arg);
   call->hold(call->action_mask);
@@ -105,7 +117,7 @@ std::unique_ptr<KernelCall> prepare_whiten(const Napi::CallbackInfo& info) {
   call->x = tensor_arg(info[0], "x", DType::F32);
   const int64_t n = call->x.tensor.numel();
   const Device device = call->x.tensor.device();
-  Napi::Object options = options_object(info[1], "whiten options", {"mask", "shiftMean", "unbiased", "eps"});
+  Napi::Object options = options_object(info[1], "whiten options", {"mask", "shiftMean", "unbiased", "eps", "out"});
   call->mask = optional_tensor_arg(options.Get("mask"), "mask", DType::U8);
   if (call->mask) {
     require_length(*call->mask, "mask", n, "one per element of x");
@@ -115,7 +127,9 @@ std::unique_ptr<KernelCall> prepare_whiten(const Napi::CallbackInfo& info) {
   a.shift_mean = boolean_option(options, "shiftMean", true);
   a.unbiased = boolean_option(options, "unbiased", true);
   a.eps = static_cast<float>(number_option(options, "eps", 1e-8, 0.0, 1.0, /*lo_inclusive=*/false));
-  call->out = new_output(info.Env(), n, DType::F32, device, call->x.from_handle);
+  call->out = output_arg(info.Env(), options.Get("out"), "out", n, DType::F32, device, call->x.from_handle);
+  require_disjoint(call->out, "out", call->x, "x", /*allow_identical=*/true);
+  if (call->mask) require_disjoint(call->out, "out", *call->mask, "mask");
   call->hold(call->x);
   call->hold(call->mask);
   call->hold(call->out);

@@ -41,6 +41,7 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
       fail(ErrorCode::Shape, name + ": expected a 1-D tensor, got shape " + tensor.shape_string());
     arg.tensor = tensor;
     arg.from_handle = true;
+    arg.js = value;
     arg.keep_alive.push_back(value);
     if (!handle->backing().IsEmpty()) arg.keep_alive.push_back(handle->backing());
     return arg;
@@ -50,6 +51,7 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
   auto array = value.As<Napi::TypedArray>();
   uint8_t* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   arg.tensor = Tensor::borrow(data, {static_cast<int64_t>(array.ElementLength())}, dtype, Device::cpu());
+  arg.js = value;
   arg.keep_alive.push_back(value);
   return arg;
 }
@@ -167,13 +169,34 @@ TensorArg new_output(Napi::Env env, int64_t length, DType dtype, Device device, 
     case DType::U8: array = Napi::Uint8Array::New(env, length, buffer, 0); break;
   }
   out.tensor = Tensor::borrow(buffer.Data(), {length}, dtype, Device::cpu());
+  out.js = array;
   out.keep_alive.push_back(array);
   return out;
 }
 
 Napi::Value output_value(Napi::Env env, const TensorArg& output) {
-  if (output.from_handle) return AddonTensor::create(env, output.tensor);
-  return output.keep_alive.front();
+  return output.js.IsEmpty() ? AddonTensor::create(env, output.tensor) : output.js;
+}
+
+void require_disjoint(const TensorArg& out, const std::string& out_name, const TensorArg& in,
+                      const std::string& in_name, bool allow_identical) {
+  if (out.tensor.device() != in.tensor.device() || out.tensor.nbytes() == 0 || in.tensor.nbytes() == 0) return;
+  const auto* out_begin = static_cast<const uint8_t*>(out.tensor.data());
+  const auto* in_begin = static_cast<const uint8_t*>(in.tensor.data());
+  const bool identical = out_begin == in_begin && out.tensor.nbytes() == in.tensor.nbytes();
+  if (identical && allow_identical) return;
+  if (out_begin < in_begin + in.tensor.nbytes() && in_begin < out_begin + out.tensor.nbytes())
+    fail(ErrorCode::Range, out_name + ": overlaps the memory of " + in_name +
+                               (allow_identical ? " (only exactly the same buffer is allowed, for in place)" : ""));
+}
+
+TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& name, int64_t length, DType dtype,
+                     Device device, bool as_handle) {
+  if (out.IsUndefined()) return new_output(env, length, dtype, device, as_handle);
+  TensorArg arg = tensor_arg(out, name, dtype);
+  require_length(arg, name, length, "one per input element");
+  require_same_device(arg, name, device);
+  return arg;
 }
 
 std::vector<int32_t> host_int32(const Tensor& tensor) {

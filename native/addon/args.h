@@ -16,6 +16,7 @@ namespace talaria::addon {
 struct TensorArg {
   Tensor tensor;
   bool from_handle = false;  // true when the caller passed a Tensor (so outputs become Tensors)
+  Napi::Value js;            // the caller's JS value (empty for outputs the binding allocates)
   // JS objects that must stay alive while a kernel uses the memory (handle and/or typed array).
   std::vector<Napi::Value> keep_alive;
 };
@@ -44,6 +45,15 @@ bool boolean_option(const Napi::Object& options, const char* key, bool fallback)
 Device parse_device(const Napi::Value& value, const std::string& name);
 DType parse_dtype(const Napi::Value& value, const std::string& name);
 std::vector<int64_t> parse_shape(const Napi::Value& value, const std::string& name);
+
+// Rejects an output whose memory overlaps an input's (kernels may read inputs after writing outputs).
+// `allow_identical` permits exactly the same range (documented in-place operation).
+void require_disjoint(const TensorArg& out, const std::string& out_name, const TensorArg& in,
+                      const std::string& in_name, bool allow_identical = false);
+
+// The caller's `out` buffer for an output (f32[length] on `device`), or a fresh one (see new_output).
+TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& name, int64_t length, DType dtype,
+                     Device device, bool as_handle);
 
 // A fresh f32/i32/u8 output shaped like the inputs' kind: a typed array (wrapped zero-copy) when
 // `as_handle` is false, else a device tensor that becomes a Tensor handle in the result.
