@@ -1,0 +1,54 @@
+// A minimal native test harness: TEST(name) registers a case, CHECK(cond) records a failure, and main()
+// prints one line per failure and a final "N passed, N failed" (the line .ci/run adds up).
+#pragma once
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace talaria::testing {
+
+struct Case {
+  const char* name;
+  std::function<void()> body;
+};
+
+inline std::vector<Case>& registry() {
+  static std::vector<Case> cases;
+  return cases;
+}
+inline int& failures_in_case() {
+  static int failures = 0;
+  return failures;
+}
+
+struct Register {
+  Register(const char* name, std::function<void()> body) { registry().push_back({name, std::move(body)}); }
+};
+
+}  // namespace talaria::testing
+
+#define TEST(name)                                                              \
+  static void test_##name();                                                    \
+  static ::talaria::testing::Register register_##name(#name, test_##name);      \
+  static void test_##name()
+
+#define CHECK(cond)                                                             \
+  do {                                                                          \
+    if (!(cond)) {                                                              \
+      std::printf("  CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      ::talaria::testing::failures_in_case()++;                                 \
+    }                                                                           \
+  } while (0)
+
+// CHECK_THROWS(expr, ErrorCodeName): expr must throw talaria::Error with that code.
+#define CHECK_THROWS(expr, code_name)                                           \
+  do {                                                                          \
+    bool threw_right = false;                                                   \
+    try {                                                                       \
+      (void)(expr);                                                             \
+    } catch (const ::talaria::Error& e) {                                       \
+      threw_right = e.code() == ::talaria::ErrorCode::code_name;                \
+    }                                                                           \
+    CHECK(threw_right && #expr " throws " #code_name);                          \
+  } while (0)
