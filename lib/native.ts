@@ -56,8 +56,8 @@ export interface NativeTensor {
 
 export interface NativeTensorClass {
   new (...args: never[]): NativeTensor;
-  fromArray(data: unknown, shape?: unknown, device?: unknown): NativeTensor;
-  wrap(data: unknown, shape?: unknown): NativeTensor;
+  fromArray(data: unknown, options?: unknown): NativeTensor;
+  wrap(data: unknown, options?: unknown): NativeTensor;
   empty(shape: unknown, dtype: unknown, device?: unknown): NativeTensor;
 }
 

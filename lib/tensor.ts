@@ -28,7 +28,7 @@ export class Tensor {
    * t.shape; // [2, 3]
    */
   static from(data: SupportedTypedArray, options: { shape?: number[]; device?: string } = {}): Tensor {
-    return new Tensor(getAddon().Tensor.fromArray(data, options?.shape, options?.device));
+    return new Tensor(getAddon().Tensor.fromArray(data, options));
   }
 
   /**
@@ -40,7 +40,7 @@ export class Tensor {
    * const t = Tensor.wrap(rewards); // no copy
    */
   static wrap(data: SupportedTypedArray, options: { shape?: number[] } = {}): Tensor {
-    return new Tensor(getAddon().Tensor.wrap(data, options?.shape));
+    return new Tensor(getAddon().Tensor.wrap(data, options));
   }
 
   /**

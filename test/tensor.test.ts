@@ -1,7 +1,7 @@
 // Tensor: copies and zero-copy views, devices, dispose, the kinds of output kernels return, inputs kept
 // alive by the Promise forms, and streamTriad (the kernel that writes into its first argument).
 import { afterEach, describe, expect, it } from 'vitest';
-import { gae, gaeAsync, info, streamTriad, Tensor, whiten, whitenAsync } from '../lib/index.js';
+import { gae, gaeAsync, info, streamTriad, streamTriadAsync, Tensor, whiten, whitenAsync } from '../lib/index.js';
 import { gaeReference, whitenReference } from './reference/rl.js';
 import { type DType, Rng, randomF32, randomLengths, randomMask, randomOfDtype, randomPackedBatch, randomWhitenInput } from './helpers/random.js';
 import { backendsUnderTest, disposeTensors, readBack, recordOn, tensorOn } from './helpers/backends.js';
@@ -227,7 +227,7 @@ describe.each(backendsUnderTest)('Promise forms keep their inputs alive on $back
 });
 
 describe.each(backendsUnderTest)('streamTriad on $backend', ({ device }) => {
-  it.each([0, 1, 7, 100_003])('a = b + scalar * c, n = %i, with Tensors and with typed arrays', (n) => {
+  it.each([0, 1, 7, 100_003])('a = b + scalar * c, n = %i, with Tensors, typed arrays and the Promise form', async (n) => {
     const rng = new Rng(16 + n);
     const [b, c] = [randomF32(rng, n), randomF32(rng, n)];
     const scalar = Math.fround(rng.uniform(-3, 3));
@@ -236,7 +236,10 @@ describe.each(backendsUnderTest)('streamTriad on $backend', ({ device }) => {
     streamTriad(a, tensorOn(b, device), tensorOn(c, device), scalar);
     expectClose(a.toArray(), expected, { rel: 1e-6 });
     const array = randomF32(rng, n);
-    streamTriad(array, b, c, scalar);
+    expect(streamTriad(array, b, c, scalar)).toBe(array);
     expectClose(array, expected, { rel: 1e-6 });
+    const viaPromise = tensorOn(randomF32(rng, n), device);
+    await expect(streamTriadAsync(viaPromise, tensorOn(b, device), tensorOn(c, device), scalar)).resolves.toBe(viaPromise);
+    expectClose(viaPromise.toArray(), expected, { rel: 1e-6 });
   });
 });

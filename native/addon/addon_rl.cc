@@ -8,8 +8,10 @@
 namespace talaria::addon {
 namespace {
 
-// cu_seqlens must start at 0, never decrease, and end at N (DESIGN.md packed layout).
-void check_cu_seqlens(const TensorArg& cu_seqlens, int64_t num_tokens) {
+// cu_seqlens must start at 0, never decrease, and end at N (DESIGN.md packed layout). Returns the
+// validated host copy: CPU kernels read that copy, so JS changing the array while a Promise-form kernel
+// runs cannot send the kernel out of bounds.
+std::vector<int32_t> checked_cu_seqlens(const TensorArg& cu_seqlens, int64_t num_tokens) {
   if (cu_seqlens.tensor.numel() < 1)
     fail(ErrorCode::Shape, "cuSeqlens: expected length B+1 >= 1 (it starts with 0), got an empty array");
   std::vector<int32_t> offsets = host_int32(cu_seqlens.tensor);
@@ -22,11 +24,13 @@ void check_cu_seqlens(const TensorArg& cu_seqlens, int64_t num_tokens) {
   if (offsets.back() != num_tokens)
     fail(ErrorCode::Shape, "cuSeqlens: must end at N = " + std::to_string(num_tokens) + " (the number of tokens), got " +
                                std::to_string(offsets.back()));
+  return offsets;
 }
 
 struct GaeCall : KernelCall {
   TensorArg rewards, values, cu_seqlens, advantages, returns;
   std::optional<TensorArg> action_mask, bootstrap;
+  std::vector<int32_t> cu_seqlens_host;  // the validated copy
   GaeArgs args{};
 
   void execute() override { gae_advantages(rewards.tensor.device(), args); }
@@ -56,7 +60,7 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
   require_length(call->values, "values", n, "one per token, like rewards");
   require_same_device(call->values, "values", device);
   require_same_device(call->cu_seqlens, "cuSeqlens", device);
-  check_cu_seqlens(call->cu_seqlens, n);
+  call->cu_seqlens_host = checked_cu_seqlens(call->cu_seqlens, n);
   const int64_t num_seqs = call->cu_seqlens.tensor.numel() - 1;
   if (call->action_mask) {
     require_length(*call->action_mask, "actionMask", n, "one per token, like rewards");
@@ -91,7 +95,8 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
   GaeArgs& a = call->args;
   a.rewards = call->rewards.tensor.data_as<const float>();
   a.values = call->values.tensor.data_as<const float>();
-  a.cu_seqlens = call->cu_seqlens.tensor.data_as<const int32_t>();
+  // Device kernels read device memory, which JS cannot change while they run.
+  a.cu_seqlens = device.is_cpu() ? call->cu_seqlens_host.data() : call->cu_seqlens.tensor.data_as<const int32_t>();
   a.action_mask = call->action_mask ? call->action_mask->tensor.data_as<const uint8_t>() : nullptr;
   a.bootstrap = call->bootstrap ? call->bootstrap->tensor.data_as<const float>() : nullptr;
   a.num_tokens = n;

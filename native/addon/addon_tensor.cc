@@ -52,6 +52,10 @@ AddonTensor* AddonTensor::unwrap(const Napi::Value& value) {
 
 const Tensor& AddonTensor::tensor(const std::string& what) const {
   if (disposed_) fail(ErrorCode::Disposed, what + ": the tensor was disposed");
+  // A wrapped typed array whose ArrayBuffer was transferred (postMessage, structuredClone) no longer
+  // owns the memory this tensor points at.
+  if (!backing_.IsEmpty() && backing_.Value().As<Napi::TypedArray>().ArrayBuffer().IsDetached())
+    fail(ErrorCode::Disposed, what + ": the typed array this tensor wraps was detached (its ArrayBuffer was transferred)");
   return tensor_;
 }
 
@@ -78,22 +82,24 @@ static std::vector<int64_t> shape_for(const Napi::Value& value, int64_t numel) {
   return shape;
 }
 
-// Tensor.fromArray(typedArray, shape?, device?): copies.
+// Tensor.fromArray(typedArray, {shape?, device?}): copies.
 Napi::Value AddonTensor::from_array(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     TensorArg source = tensor_arg(info[0], "data", typed_array_dtype(info[0]));
-    std::vector<int64_t> shape = shape_for(info[1], source.tensor.numel());
-    Tensor tensor = Tensor::empty(shape, source.tensor.dtype(), parse_device(info[2], "device"));
+    Napi::Object options = options_object(info[1], "Tensor.from options", {"shape", "device"});
+    std::vector<int64_t> shape = shape_for(options.Get("shape"), source.tensor.numel());
+    Tensor tensor = Tensor::empty(shape, source.tensor.dtype(), parse_device(options.Get("device"), "device"));
     tensor.copy_from(source.tensor);
     return create(info.Env(), tensor);
   });
 }
 
-// Tensor.wrap(typedArray, shape?): zero-copy view of the typed array's memory on the CPU.
+// Tensor.wrap(typedArray, {shape?}): zero-copy view of the typed array's memory on the CPU.
 Napi::Value AddonTensor::wrap_array(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     TensorArg view = tensor_arg(info[0], "data", typed_array_dtype(info[0]));
-    std::vector<int64_t> shape = shape_for(info[1], view.tensor.numel());
+    Napi::Object options = options_object(info[1], "Tensor.wrap options", {"shape"});
+    std::vector<int64_t> shape = shape_for(options.Get("shape"), view.tensor.numel());
     return create(info.Env(), Tensor::borrow(view.tensor.data(), shape, view.tensor.dtype(), Device::cpu()), info[0]);
   });
 }

@@ -41,7 +41,7 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
       fail(ErrorCode::Shape, name + ": expected a 1-D tensor, got shape " + tensor.shape_string());
     arg.tensor = tensor;
     arg.from_handle = true;
-    arg.js = value;
+    arg.js = persistent(value);
     arg.keep_alive.push_back(value);
     if (!handle->backing().IsEmpty()) arg.keep_alive.push_back(handle->backing());
     return arg;
@@ -51,7 +51,7 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
   auto array = value.As<Napi::TypedArray>();
   uint8_t* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   arg.tensor = Tensor::borrow(data, {static_cast<int64_t>(array.ElementLength())}, dtype, Device::cpu());
-  arg.js = value;
+  arg.js = persistent(value);
   arg.keep_alive.push_back(value);
   return arg;
 }
@@ -169,13 +169,17 @@ TensorArg new_output(Napi::Env env, int64_t length, DType dtype, Device device, 
     case DType::U8: array = Napi::Uint8Array::New(env, length, buffer, 0); break;
   }
   out.tensor = Tensor::borrow(buffer.Data(), {length}, dtype, Device::cpu());
-  out.js = array;
+  out.js = persistent(array);
   out.keep_alive.push_back(array);
   return out;
 }
 
 Napi::Value output_value(Napi::Env env, const TensorArg& output) {
-  return output.js.IsEmpty() ? AddonTensor::create(env, output.tensor) : output.js;
+  return output.js ? output.js->Value() : AddonTensor::create(env, output.tensor);
+}
+
+std::shared_ptr<Napi::Reference<Napi::Value>> persistent(const Napi::Value& value) {
+  return std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(value));
 }
 
 void require_disjoint(const TensorArg& out, const std::string& out_name, const TensorArg& in,

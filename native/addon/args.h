@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +17,9 @@ namespace talaria::addon {
 struct TensorArg {
   Tensor tensor;
   bool from_handle = false;  // true when the caller passed a Tensor (so outputs become Tensors)
-  Napi::Value js;            // the caller's JS value (empty for outputs the binding allocates)
+  // The caller's JS value, held by a persistent reference because a Promise-form kernel returns it from
+  // a later callback, after the handle scope of the call is gone (null for outputs the binding allocates).
+  std::shared_ptr<Napi::Reference<Napi::Value>> js;
   // JS objects that must stay alive while a kernel uses the memory (handle and/or typed array).
   std::vector<Napi::Value> keep_alive;
 };
@@ -33,6 +36,9 @@ std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std
 // Length checks shared by kernels.
 void require_length(const TensorArg& arg, const std::string& name, int64_t expected, const std::string& why);
 void require_same_device(const TensorArg& arg, const std::string& name, Device device);
+
+// A persistent reference to `value`, shareable between copies of a TensorArg.
+std::shared_ptr<Napi::Reference<Napi::Value>> persistent(const Napi::Value& value);
 
 // Options objects. `options` may be undefined (all defaults). Unknown keys are rejected so that a typo
 // such as `lamda` cannot silently fall back to a default.

@@ -76,19 +76,20 @@ function squash(s: string): string {
 
 /** `err` is a TalariaError with exactly `code`; when `arg` is given, the message names it. */
 export function expectTalariaError(err: unknown, code: TalariaCode, arg?: string): void {
-  expect(err, 'a TalariaError').toBeInstanceOf(TalariaError);
+  expect(err, err === undefined ? 'the call returned instead of throwing' : String(err)).toBeInstanceOf(TalariaError);
   const talariaError = err as TalariaError;
   expect(talariaError.code, talariaError.message).toBe(code);
   if (arg !== undefined) expect(squash(talariaError.message), talariaError.message).toContain(squash(arg));
 }
 
+/** What `fn` throws, or undefined when it returns normally. */
 export function thrownBy(fn: () => unknown): unknown {
   try {
     fn();
   } catch (err) {
     return err;
   }
-  return new Error('expected the call to throw, and it returned');
+  return undefined;
 }
 
 export function expectThrows(fn: () => unknown, code: TalariaCode, arg?: string): void {

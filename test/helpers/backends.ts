@@ -32,7 +32,9 @@ export function tensorOn(data: TypedArray, device: string): Tensor {
   return tensor;
 }
 
-type OnDevice<T> = { [K in keyof T]: T[K] extends TypedArray ? Tensor : T[K] };
+// Distributes over unions, so an optional typed array becomes an optional Tensor.
+type Placed<V> = V extends TypedArray ? Tensor : V;
+type OnDevice<T> = { [K in keyof T]: Placed<T[K]> };
 
 /** The same record with every typed array replaced by a Tensor copy on `device`; other fields as is. */
 export function recordOn<T extends object>(record: T, device: string): OnDevice<T> {
