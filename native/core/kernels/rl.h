@@ -24,7 +24,7 @@ struct GaeArgs {
   const float* rewards;        // [N]
   const float* values;         // [N]
   const int32_t* cu_seqlens;   // [B+1]
-  const uint8_t* action_mask;  // [N], 1 = action; nullptr means every token is an action
+  const uint8_t* action_mask;  // [N], nonzero = action; nullptr means every token is an action
   const float* bootstrap;      // [B], value after each sequence's last token; nullptr means 0 (terminal)
   int64_t num_tokens;          // N
   int64_t num_seqs;            // B
@@ -35,7 +35,7 @@ struct GaeArgs {
 };
 
 // Masked whitening: out = (x - mean) / sqrt(var + eps), plus mean again when !shift_mean.
-// mean and var are taken over the entries where mask == 1 (all entries when mask is null); var is the
+// mean and var are taken over the entries where mask != 0 (all entries when mask is null); var is the
 // unbiased estimate when `unbiased` (0 when fewer than two entries count). Entries with mask == 0 get 0.
 // The reduction is deterministic: fixed-size chunks, f64 partials, merged in chunk order, so the result
 // does not depend on the thread count.
