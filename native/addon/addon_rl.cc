@@ -1,6 +1,8 @@
 // Bindings for the RL advantage kernels (native/core/kernels/rl.h): gae and whiten.
 #include "addon_rl.h"
 
+#include <algorithm>
+
 #include "../core/kernels/rl.h"
 #include "errors.h"
 #include "kernel_call.h"
@@ -101,6 +103,8 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
   a.bootstrap = call->bootstrap ? call->bootstrap->tensor.data_as<const float>() : nullptr;
   a.num_tokens = n;
   a.num_seqs = num_seqs;
+  for (int64_t b = 0; b < num_seqs; b++)
+    a.max_seqlen = std::max<int64_t>(a.max_seqlen, call->cu_seqlens_host[b + 1] - call->cu_seqlens_host[b]);
   a.gamma = static_cast<float>(gamma);
   a.lambda = static_cast<float>(lambda);
   a.advantages = call->advantages.tensor.data_as<float>();

@@ -42,9 +42,9 @@
 //   5. The group total, applied to the carry, is the carry of the next chunk to the left.
 // Three ways to cover the batch, chosen from the average sequence length N/B. The host cannot see
 // cu_seqlens without a sync.
-//   warp mode  (avg <= 512):   a warp per sequence, walking its chunks from the end. One launch.
+//   warp mode  (longest <= 512):   a warp per sequence, walking its chunks from the end. One launch.
 //                              B=512,T=256: 512 warps, one chunk each.
-//   block mode (avg <= 8192):  a block per sequence, chunks of 2048. One launch.
+//   block mode (longest <= 8192):  a block per sequence, chunks of 2048. One launch.
 //                              B=64,T=1024: 64 blocks, one chunk each.
 //   tile mode  (longer):       the packed tokens are cut into tiles of 2048, whatever the sequence
 //                              boundaries (each thread binary-searches cu_seqlens for the ends in
@@ -53,10 +53,10 @@
 //                              (3) each tile reruns with its carry and writes.
 //                              B=1,T=1e6: 489 tiles spread over every SM, not one block walking 489
 //                              chunks one after another.
-// A known limit: warp and block mode assume similar lengths. One 1e6-token sequence among 511
-// short ones has avg ~2000, so it runs in block mode, and one block walks the long one. Picking the
-// mode from the longest sequence would cost a device-to-host copy of cu_seqlens. Every mode combines
-// in a fixed order, so results are bitwise reproducible run to run on the same GPU.
+// The mode follows the longest sequence (GaeArgs::max_seqlen, which the addon reads while validating
+// cu_seqlens), so one 1e6-token sequence among 511 short ones goes to tile mode instead of leaving one
+// block to walk it; the average length is the fallback when max_seqlen is 0 (unknown). Every mode
+// combines in a fixed order, so results are bitwise reproducible run to run on the same GPU.
 //
 // ---- Napkin math ---------------------------------------------------------------------------------
 // Per token: read r, v (8 B) and the mask (1 B, when given); write adv, ret (8 B). That is 17 B/token
@@ -108,8 +108,8 @@ constexpr int kItems = 8;                                  // consecutive tokens
 constexpr int kBlockThreads = 256;                         // block and tile modes
 constexpr int kBlockChunk = kBlockThreads * kItems;        // 2048 tokens: one block chunk = one tile
 constexpr int kWarpModeWarps = 4;                          // sequences in flight per warp-mode block
-constexpr int64_t kWarpModeMaxAvgLen = 512;                // up to 2 warp chunks per sequence
-constexpr int64_t kBlockModeMaxAvgLen = 8192;              // up to 4 block chunks per sequence
+constexpr int64_t kWarpModeMaxLen = 512;                // up to 2 warp chunks per sequence
+constexpr int64_t kBlockModeMaxLen = 8192;              // up to 4 block chunks per sequence
 constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;       // kernels grid-stride beyond this
 
 struct GaeState {  // seen from a token: value and advantage of the next action token to its right
@@ -634,14 +634,14 @@ unsigned grid_blocks(int64_t wanted) {
 void gae_advantages(int device, const GaeArgs& args) {
   if (args.num_tokens == 0 || args.num_seqs == 0) return;  // nothing to do; a 0-block grid is invalid
   TALARIA_CUDA_CHECK(cudaSetDevice(device));
-  const int64_t avg_len = ceil_div(args.num_tokens, args.num_seqs);
-  if (avg_len <= kWarpModeMaxAvgLen) {
+  const int64_t longest = args.max_seqlen > 0 ? args.max_seqlen : ceil_div(args.num_tokens, args.num_seqs);
+  if (longest <= kWarpModeMaxLen) {
     constexpr int kGroupThreads = kWarpSize;
     const size_t smem = kWarpModeWarps * sizeof(GaeStage<kGroupThreads>);
     TALARIA_LAUNCH(grid_blocks(ceil_div(args.num_seqs, kWarpModeWarps)), kWarpModeWarps * kWarpSize, smem, 0,
                    gae_sequences_kernel<kWarpModeWarps, kGroupThreads>)(args);
     TALARIA_CUDA_CHECK_LAUNCH();
-  } else if (avg_len <= kBlockModeMaxAvgLen) {
+  } else if (longest <= kBlockModeMaxLen) {
     constexpr int kWarps = kBlockThreads / kWarpSize;
     TALARIA_LAUNCH(grid_blocks(args.num_seqs), kBlockThreads, sizeof(GaeStage<kBlockThreads>), 0,
                    gae_sequences_kernel<kWarps, kBlockThreads>)(args);

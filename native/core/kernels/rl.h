@@ -28,6 +28,7 @@ struct GaeArgs {
   const float* bootstrap;      // [B], value after each sequence's last token; nullptr means 0 (terminal)
   int64_t num_tokens;          // N
   int64_t num_seqs;            // B
+  int64_t max_seqlen;          // longest sequence, or 0 if unknown (CUDA picks its thread mapping by it)
   float gamma;                 // in [0, 1]
   float lambda;                // in [0, 1]
   float* advantages;           // [N] out
