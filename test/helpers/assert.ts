@@ -1,18 +1,9 @@
 // Assertions shared by the suites: closeness to the float64 reference, bitwise equality, and the
 // TalariaError contract (class, exact code, and a message that names the argument).
 import { expect } from 'vitest';
-import { TalariaError } from '../../lib/index.js';
+import { type ErrorCode, TalariaError } from '../../lib/index.js';
 
-export type TalariaCode =
-  | 'ERR_TALARIA_SHAPE'
-  | 'ERR_TALARIA_DTYPE'
-  | 'ERR_TALARIA_DEVICE'
-  | 'ERR_TALARIA_RANGE'
-  | 'ERR_TALARIA_DISPOSED'
-  | 'ERR_TALARIA_CUDA'
-  | 'ERR_TALARIA_OOM'
-  | 'ERR_TALARIA_IO'
-  | 'ERR_TALARIA_FORMAT';
+export type TalariaCode = ErrorCode;
 
 export function maxAbs(x: ArrayLike<number>): number {
   let m = 0;
