@@ -5,11 +5,13 @@
 // and return (4 B): 17 B, plus 4 B per cu_seqlens entry. The recurrence costs about 6 flops a token,
 // so GAE is bound by memory (or, one sequence per thread, by the latency of its dependent chain).
 //
-// Every token is an action (an all-ones mask, which is what trainers pass for response-only batches);
-// rewards and values are seeded uniform noise; gamma = 1 (InstructGPT's PPO) and lambda = 0.95 (the trainers' default).
-// The `tensor` cases hand the kernel prebuilt Tensors, so they time the kernel (plus allocating and
-// disposing its two output tensors, which every call does). The `typedarray` cases pass plain
-// Float32Arrays, so the difference between the two is the cost of marshalling the arguments.
+// Every token is an action (an all-ones mask, which is what trainers pass for response-only batches).
+// Rewards and values are seeded uniform noise; gamma = 1 (InstructGPT's PPO), lambda = 0.95 (the
+// trainers' default).
+// The `tensor-out` cases hand the kernel prebuilt Tensors and reuse two output Tensors through `out`,
+// as a training loop would: they time the kernel plus the call. The `tensor` cases also allocate and
+// dispose the two outputs each call (fresh memory costs page faults). The `typedarray` cases pass
+// plain Float32Arrays, so the difference to `tensor` is the cost of marshalling the arguments.
 import { gae } from '../lib/index.js';
 import { gaeReference } from '../test/reference/rl.js';
 import { defineSuite, formatFigure, type BenchCase, type CaseResult } from './harness.js';
@@ -18,7 +20,7 @@ import { tensorOn, uniformCuSeqlens, uniformFloat32 } from './inputs.js';
 const GAMMA = 1;
 const LAMBDA = 0.95;
 
-/** The shapes, with PyTorch's time for each (notes/anchors.md: PyTorch 1.13 eager, 2 threads, this CPU). */
+/** The shapes, with PyTorch's time for each (notes/anchors.md: PyTorch 1.13 eager, 2 threads). */
 const SHAPES = [
   { B: 64, T: 1024, pytorchMs: 15.7 },
   { B: 512, T: 256, pytorchMs: 5.4 },
@@ -48,8 +50,12 @@ function gaeCases(B: number, T: number, backends: string[]): BenchCase[] {
       advantages.dispose();
       returns.dispose();
     };
-    return { name: `tensor-B${B}-T${T}`, backend, ...common, run, baseline };
-  });
+    const out = { advantages: tensorOn(new Float32Array(n), backend), returns: tensorOn(new Float32Array(n), backend) };
+    return [
+      { name: `tensor-out-B${B}-T${T}`, backend, ...common, run: () => void gae({ ...onDevice, out }), baseline },
+      { name: `tensor-B${B}-T${T}`, backend, ...common, run, baseline },
+    ];
+  }).flat();
   if (backends.includes('cpu')) {
     cases.push({ name: `typedarray-B${B}-T${T}`, backend: 'cpu', ...common, run: () => void gae(arrays), baseline });
   }
@@ -59,8 +65,8 @@ function gaeCases(B: number, T: number, backends: string[]): BenchCase[] {
 /** The ratio to the anchor, clearly apart from the table: the anchor was not measured in this run. */
 function pytorchAnchorFooter(results: CaseResult[]): string[] {
   const lines = ['gae baseline: gaeReference, the plain-TypeScript float64 loop of test/reference/rl.ts.',
-    'gae vs the PyTorch anchor (notes/anchors.md: PyTorch 1.13 eager, reverse loop over T, 2 threads on',
-    'this CPU; an ANCHOR from the notes, NOT measured in this run):'];
+    'gae vs the PyTorch ANCHOR from notes/anchors.md (PyTorch 1.13 eager, reverse loop over T, 2 threads,',
+    'on the machine the notes describe). NOT measured in this run, so the ratio is only indicative:'];
   for (const r of results.filter((result) => result.backend === 'cpu')) {
     const shape = SHAPES.find((s) => s.B === r.params.B && s.T === r.params.T);
     if (!shape) continue;

@@ -1,10 +1,10 @@
 // The bench harness: command-line options, suite definitions, timing with benchmark.js, and the report
 // (an aligned table on stdout, and the JSON array that DESIGN.md "Benchmarks" specifies).
 //
-// A suite is a name plus a function that builds its cases for the selected backends. A case is one call to time (`run`), the bytes it
-// must move (for GB/s and the bandwidth roofline), optionally its FLOPs, and optionally a baseline
-// (the plain-TypeScript version) that is timed the same way. Cases that share one baseline object
-// time it once.
+// A suite is a name plus a function that builds its cases for the selected backends. A case is one
+// call to time (`run`), the bytes it must move (for GB/s and the bandwidth roofline), optionally its
+// FLOPs, and optionally a baseline (the plain-TypeScript version) that is timed the same way. Cases
+// that share one baseline object time it once.
 //
 // Time is the MEDIAN of benchmark.js's sample (seconds per call, one entry per timed cycle): the
 // median ignores the odd cycle that a GC pause or another process stretched.

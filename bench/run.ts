@@ -3,6 +3,7 @@
 // Measures the roofline first (every selected backend, whatever the filter: the fractions need it),
 // then times the cases that match the filter, prints the table to stdout and writes the JSON array.
 // Progress goes to stderr, so stdout holds only the report.
+import { loadavg } from 'node:os';
 import { info } from '../lib/index.js';
 import {
   formatReport, matchesFilter, parseBenchOptions, runSuites, selectBackends, writeJsonReport, USAGE, type BenchOptions,
@@ -26,6 +27,8 @@ function main(): number {
     return 2;
   }
 
+  // Other processes steal cores and bandwidth from every figure, so the report says how busy it was.
+  const loadAverage = loadavg()[0];
   const triads = backends.map((backend) => {
     console.error(`timing roofline/stream-triad [${backend}]`);
     return measureStreamTriad(backend, options.quick);
@@ -40,8 +43,9 @@ function main(): number {
     return 1;
   }
 
-  console.log(`talaria ${machine.version}, simd ${machine.simd}, ${machine.threads} threads, node ${process.version}` +
-    `${options.quick ? ' (--quick: rough figures)' : ''}`);
+  console.log(`talaria ${machine.version}, simd ${machine.simd}, ${machine.threads} threads, node ${process.version}, ` +
+    `load average ${loadAverage.toFixed(1)} at start${options.quick ? ' (--quick: rough figures)' : ''}`);
+  if (loadAverage > 1) console.log('warning: the machine was busy when the bench started; its figures are noisy');
   console.log(`roofline: ${triads.map((t) => `${t.backend} STREAM triad ${t.gbps!.toFixed(1)} GB/s`).join(', ')}`);
   console.log('');
   console.log(formatReport(results, SUITES));
