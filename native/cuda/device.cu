@@ -1,5 +1,5 @@
 // The CUDA half of native/core/device.h: device discovery and the memory primitives of the cuda
-// backend. Host code only. It holds no kernels and no <<<>>>, so the same file also compiles as plain
+// backend. Host code only. It holds no kernels and no triple-chevron launches, so the same file also compiles as plain
 // C++ against native/cuemu (`g++ -x c++ -include cuemu.h`). That build is the "cuda-emu" backend.
 //
 // cudart is linked statically, so a CUDA build also loads on a machine with no driver or no GPU.

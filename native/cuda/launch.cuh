@@ -32,8 +32,7 @@ __host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a
 #error "TALARIA_LAUNCH and TALARIA_DYNAMIC_SHARED for the emulator are provided by native/cuemu (issue 3)"
 #elif defined(__CUDACC__)
 
-#define TALARIA_LAUNCH(grid, block, smem_bytes, stream, ...) \
-  __VA_ARGS__<<<(grid), (block), (smem_bytes), (stream)>>>
+#define TALARIA_LAUNCH(grid, block, smem_bytes, stream, ...) __VA_ARGS__<<<(grid), (block), (smem_bytes), (stream)>>>
 
 #define TALARIA_DYNAMIC_SHARED(type, name)                           \
   extern __shared__ __align__(16) unsigned char talaria_smem_[];     \
