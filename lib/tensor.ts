@@ -55,12 +55,7 @@ export class Tensor {
 
   /** @internal Wraps a handle returned by the addon; the same handle always gives the same Tensor. */
   static fromNative(native: NativeTensor): Tensor {
-    let tensor = wrappers.get(native);
-    if (!tensor) {
-      tensor = new Tensor(native);
-      wrappers.set(native, tensor);
-    }
-    return tensor;
+    return wrappers.get(native) ?? new Tensor(native);
   }
 
   /** @internal The addon handle behind a Tensor, or the value itself when it is not a Tensor. */
