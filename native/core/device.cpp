@@ -53,12 +53,12 @@ static void require_cuda_device(Device device) {
     throw Error(ErrorCode::Device, "device " + device.name() + " is not available (this machine has " +
                                        std::to_string(devices.size()) + " CUDA device(s))");
 }
-#endif
-
+#else
 static void require_cpu(Device device) {
   if (!device.is_cpu())
     throw Error(ErrorCode::Device, "device " + device.name() + " is not available: this build has no CUDA backend");
 }
+#endif
 
 void* device_alloc(Device device, size_t bytes) {
   if (device.is_cpu()) return cpu_alloc(bytes);

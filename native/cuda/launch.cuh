@@ -29,7 +29,10 @@ __host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a
 }  // namespace talaria
 
 #if defined(__CUEMU__)
-#error "TALARIA_LAUNCH and TALARIA_DYNAMIC_SHARED for the emulator are provided by native/cuemu (issue 3)"
+
+#define TALARIA_LAUNCH(grid, block, smem_bytes, stream, ...) CUEMU_LAUNCH(grid, block, smem_bytes, stream, __VA_ARGS__)
+#define TALARIA_DYNAMIC_SHARED(type, name) CUEMU_DYNAMIC_SHARED(type, name)
+
 #elif defined(__CUDACC__)
 
 #define TALARIA_LAUNCH(grid, block, smem_bytes, stream, ...) __VA_ARGS__<<<(grid), (block), (smem_bytes), (stream)>>>

@@ -119,20 +119,4 @@ TEST(simd_level_has_a_name) {
   CHECK(name == "scalar" || name == "avx2" || name == "avx512");
 }
 
-int main() {
-  int passed = 0, failed = 0;
-  for (const auto& c : talaria::testing::registry()) {
-    talaria::testing::failures_in_case() = 0;
-    try {
-      c.body();
-    } catch (const std::exception& e) {
-      std::printf("  uncaught exception: %s\n", e.what());
-      talaria::testing::failures_in_case()++;
-    }
-    const bool ok = talaria::testing::failures_in_case() == 0;
-    std::printf("%s %s\n", ok ? "ok  " : "FAIL", c.name);
-    (ok ? passed : failed)++;
-  }
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
-}
+int main() { return talaria::testing::run_registered_tests(); }

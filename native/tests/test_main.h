@@ -2,6 +2,7 @@
 // prints one line per failure and a final "N passed, N failed" (the line .ci/run adds up).
 #pragma once
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
@@ -25,6 +26,26 @@ inline int& failures_in_case() {
 struct Register {
   Register(const char* name, std::function<void()> body) { registry().push_back({name, std::move(body)}); }
 };
+
+// Runs every registered case; prints one line per case and the final "N passed, N failed".
+inline int run_registered_tests() {
+  int passed = 0, failed = 0;
+  for (const auto& c : registry()) {
+    failures_in_case() = 0;
+    try {
+      c.body();
+    } catch (const std::exception& e) {
+      std::printf("  uncaught exception: %s\n", e.what());
+      failures_in_case()++;
+    }
+    const bool ok = failures_in_case() == 0;
+    std::printf("%s %s\n", ok ? "ok  " : "FAIL", c.name);
+    std::fflush(stdout);
+    (ok ? passed : failed)++;
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
 
 }  // namespace talaria::testing
 
