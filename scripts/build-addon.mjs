@@ -3,7 +3,8 @@
 //   cmake on PATH -> cmake-js (CPU, plus CUDA when nvcc is found). The full log, including the
 //                    `ptxas -v` resource lines, is kept in build/build.log.
 //   no cmake      -> node-gyp with binding.gyp (CPU only).
-// Environment: TALARIA_CUDA=AUTO|ON|OFF (cmake only), TALARIA_BUILD_DIR (default build),
+// Environment: TALARIA_CUDA=AUTO|ON|OFF|EMU (cmake only; EMU is the cuda-emu test build),
+//              TALARIA_BUILD_DIR (default build),
 //              TALARIA_SKIP_BUILD=1 (use a prebuilt binary, see lib/native.ts).
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
