@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Compiles every native/cuda/*.cu with nvcc, the way the CMake CUDA build does (SASS for sm_80 and
-// sm_90 plus compute_90 PTX). Warnings count as errors. It prints ptxas's resource usage for each
+// sm_90 plus compute_90 PTX), and the emulator's self-test programs (native/cuemu/selftest/*.cu), which
+// must be valid CUDA too. Warnings count as errors. It prints ptxas's resource usage for each
 // kernel and fails on any register spill. This runs on machines without a GPU: nothing is executed.
 //
 //   node scripts/cuda-check.mjs            # NVCC=/path/to/nvcc to pick a compiler
@@ -14,10 +15,10 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const cudaDir = join(root, 'native', 'cuda');
+const sourceDirs = [join(root, 'native', 'cuda'), join(root, 'native', 'cuemu', 'selftest')];
 
 const flags = [
-  '-c', '-std=c++17', '-O3', '-DTALARIA_WITH_CUDA',
+  '-c', '-std=c++17', '-O3', '-DTALARIA_WITH_CUDA', '-Inative',
   '-gencode', 'arch=compute_80,code=sm_80',
   '-gencode', 'arch=compute_90,code=sm_90',
   '-gencode', 'arch=compute_90,code=compute_90',
@@ -55,16 +56,17 @@ if (explicit && !runs(nvcc)) {
   process.exit(1);
 }
 
-const sources = readdirSync(cudaDir).filter((f) => f.endsWith('.cu')).sort();
+const sources = sourceDirs.flatMap((dir) =>
+  existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cu')).sort().map((f) => join(dir, f)) : [],
+);
 const outDir = mkdtempSync(join(tmpdir(), 'talaria-cuda-check-'));
 const spillRe = /(\d+) bytes spill stores, (\d+) bytes spill loads/;
 let failed = 0;
 let spills = 0;
 
 try {
-  for (const file of sources) {
-    const src = join(cudaDir, file);
-    const obj = join(outDir, file.replace(/\.cu$/, '.o'));
+  for (const [index, src] of sources.entries()) {
+    const obj = join(outDir, `${index}.o`);
     const started = Date.now();
     const r = spawnSync(nvcc, [...flags, src, '-o', obj], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 });
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
