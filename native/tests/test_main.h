@@ -22,6 +22,12 @@ inline int& failures_in_case() {
   static int failures = 0;
   return failures;
 }
+// Set by NOT_APPLICABLE: the case needs something this build or machine lacks (a CUDA device, say).
+// It is listed as "n/a" and counted neither as passed nor as failed.
+inline const char*& not_applicable_reason() {
+  static const char* reason = nullptr;
+  return reason;
+}
 
 struct Register {
   Register(const char* name, std::function<void()> body) { registry().push_back({name, std::move(body)}); }
@@ -32,11 +38,16 @@ inline int run_registered_tests() {
   int passed = 0, failed = 0;
   for (const auto& c : registry()) {
     failures_in_case() = 0;
+    not_applicable_reason() = nullptr;
     try {
       c.body();
     } catch (const std::exception& e) {
       std::printf("  uncaught exception: %s\n", e.what());
       failures_in_case()++;
+    }
+    if (not_applicable_reason() != nullptr && failures_in_case() == 0) {
+      std::printf("n/a  %s (%s)\n", c.name, not_applicable_reason());
+      continue;
     }
     const bool ok = failures_in_case() == 0;
     std::printf("%s %s\n", ok ? "ok  " : "FAIL", c.name);
@@ -60,6 +71,13 @@ inline int run_registered_tests() {
       std::printf("  CHECK failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
       ::talaria::testing::failures_in_case()++;                                 \
     }                                                                           \
+  } while (0)
+
+// Ends the case without counting it, for cases that cannot run in this build (see not_applicable_reason).
+#define NOT_APPLICABLE(reason)                                                  \
+  do {                                                                          \
+    ::talaria::testing::not_applicable_reason() = (reason);                     \
+    return;                                                                     \
   } while (0)
 
 // CHECK_THROWS(expr, ErrorCodeName): expr must throw talaria::Error with that code.

@@ -124,7 +124,7 @@ std::vector<GaeCase> gae_cases() {
 }
 
 TEST(gae_cuda_matches_cpu) {
-  if (!has_cuda()) return;
+  if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
   Rng rng(11);
   for (const GaeCase& c : gae_cases()) {
     const GaeInputs in = make_gae_inputs(c, rng);
@@ -184,7 +184,7 @@ std::vector<float> run_whiten(const std::vector<float>& x, const std::vector<uin
 }
 
 TEST(whiten_cuda_matches_cpu) {
-  if (!has_cuda()) return;
+  if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
   Rng rng(19);
   for (size_t n : {size_t{1}, size_t{2}, size_t{255}, size_t{4097}, size_t{70001}}) {
     std::vector<float> x = rng.normals(n, 3.0f);
