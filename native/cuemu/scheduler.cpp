@@ -390,18 +390,19 @@ void warp_collective(const CollectiveOp& op, unsigned mask, const void* in, void
   Block& b = *f.block;
   Warp& warp = b.warps[static_cast<size_t>(f.linear / 32)];
   const int lane = f.linear % 32;
-  const std::string where = std::string(op.name) + " at " + site_text(site);
+  // Built only for reports: this function runs for every lane of every shuffle.
+  auto where = [&] { return std::string(op.name) + " at " + site_text(site); };
   if (((mask >> lane) & 1u) == 0)
-    fail_from_fiber(f, thread_text(f) + " (lane " + std::to_string(lane) + ") calls " + where + " with mask " +
+    fail_from_fiber(f, thread_text(f) + " (lane " + std::to_string(lane) + ") calls " + where() + " with mask " +
                            hex(mask) + ", which does not include its own lane");
-  if (op.width == 0) fail_from_fiber(f, where + ": width must be a power of two from 1 to 32");
+  if (op.width == 0) fail_from_fiber(f, where() + ": width must be a power of two from 1 to 32");
   Collective* c = nullptr;
   for (Collective* p : warp.pending) {
     if (p->mask == mask) {
       c = p;
     } else if ((p->mask & mask) != 0) {
       fail_from_fiber(f, "mask mismatch in warp " + std::to_string(f.linear / 32) + ": lane " +
-                             std::to_string(lane) + " calls " + where + " with mask " + hex(mask) + " while lane " +
+                             std::to_string(lane) + " calls " + where() + " with mask " + hex(mask) + " while lane " +
                              std::to_string(p->first_lane) + " waits in " + p->op.name + " at " +
                              site_text(p->first_site) + " with mask " + hex(p->mask));
     }
@@ -411,7 +412,7 @@ void warp_collective(const CollectiveOp& op, unsigned mask, const void* in, void
                            hex(mask) + ": lane " + std::to_string(c->first_lane) + " is in " + c->op.name + " at " +
                            site_text(c->first_site) + " (width " + std::to_string(c->op.width) + ", " +
                            std::to_string(c->op.value_bytes) + "-byte values), lane " + std::to_string(lane) +
-                           " in " + where + " (width " + std::to_string(op.width) + ", " +
+                           " in " + where() + " (width " + std::to_string(op.width) + ", " +
                            std::to_string(op.value_bytes) + "-byte values)");
   }
   if (c == nullptr) {
