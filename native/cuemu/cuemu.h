@@ -39,6 +39,13 @@
 
 #define __launch_bounds__(...)
 
+// cuda_runtime.h declares its kernel-pointer overloads only for nvcc; host code calls them with a
+// kernel, so the emulator supplies the one Talaria's host code needs.
+template <typename Kernel>
+cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attr, int value) {
+  return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
+
 // ---- built-in variables ---------------------------------------------------------------------------
 // Variables, not macros: a macro named warpSize would also rewrite cudaDeviceProp::warpSize.
 extern thread_local uint3 threadIdx;
@@ -172,7 +179,7 @@ const char* combine_shuffle(WarpExchange& x) {
       case ShuffleMode::Index: src = seg_lo + (arg & (x.width - 1)); break;
       case ShuffleMode::Up: src = lane - arg >= seg_lo ? lane - arg : lane; break;
       case ShuffleMode::Down: src = lane + arg < seg_hi ? lane + arg : lane; break;
-      case ShuffleMode::Xor: src = (lane ^ arg) >= seg_lo && (lane ^ arg) < seg_hi ? lane ^ arg : lane; break;
+      case ShuffleMode::Xor: src = (lane ^ (arg & 31)) < seg_hi ? lane ^ (arg & 31) : lane; break;
     }
     if (!lane_in(x.participants, src)) return "a lane reads its value from a lane that is not in the shuffle";
     std::memcpy(x.lane[lane].out, x.lane[src].in, kBytes);

@@ -494,7 +494,8 @@ cudaError_t cudaMalloc(void** ptr, size_t size) {
     cuemu::detail::t_last = cudaErrorMemoryAllocation;
     return cudaErrorMemoryAllocation;
   }
-  void* p = std::malloc(size);
+  void* p = nullptr;
+  if (posix_memalign(&p, 256, size) != 0) p = nullptr;
   if (p == nullptr) {
     cuemu::detail::t_last = cudaErrorMemoryAllocation;
     return cudaErrorMemoryAllocation;
@@ -595,6 +596,9 @@ cudaError_t cudaDeviceReset(void) {
   cuemu::detail::g_sticky = cudaSuccess;
   cuemu::detail::t_last = cudaSuccess;
   cuemu::detail::g_max_dynamic_smem.clear();
+  for (const auto& a : cuemu::detail::g_allocations) std::free(reinterpret_cast<void*>(~a.first));
+  cuemu::detail::g_allocations.clear();
+  cuemu::detail::g_allocated_bytes = 0;
   return cudaSuccess;
 }
 

@@ -10,15 +10,18 @@
 //   - every thread at a barrier waits at the same call site;
 //   - no barrier is reached after a thread of the block has exited, and no thread exits while others
 //     wait at one (CUDA requires all threads of the block to reach each __syncthreads);
-//   - a collective's mask includes the calling lane; lanes with the same mask run the same operation;
-//     masks of pending collectives in a warp do not overlap unless equal;
+//   - a collective's mask includes the calling lane; lanes with the same mask run the same operation
+//     (as in PTX, a lane waits for the lanes of its mask to reach a collective with the same mask, so
+//     a real mask mismatch shows up as a deadlock);
 //   - a shuffle never reads from a lane outside the shuffle.
 //
 // ThreadSanitizer (CUEMU_TSAN): each CUDA thread is a TSan fiber, switched without synchronisation, so
 // TSan sees exactly the happens-before edges CUDA guarantees. They are added here by hand: at block
-// start and end (through the worker's block token, which also orders consecutive blocks on one
-// worker, since they share the thread_local static shared memory), at barriers (two alternating
-// tokens), and at collectives (a token per collective). This file is built without -fsanitize=thread
+// start and end (a start token the scheduler releases and every fiber acquires, an end token every
+// fiber releases and the scheduler acquires; they also order consecutive blocks on one worker, which
+// share the thread_local static shared memory), at barriers (two alternating tokens), and at
+// collectives (a token per collective). When a block fails, its suspended fibers are resumed once
+// and unwound by an exception, so nothing on their stacks leaks. This file is built without -fsanitize=thread
 // so that its own bookkeeping is invisible to TSan.
 #include <algorithm>
 #include <cstdio>
@@ -69,7 +72,10 @@ struct PendingCopy {
   int bytes;
 };
 
+struct FiberUnwind {};  // thrown through a failed block's fibers to run their destructors
+
 struct Fiber {
+  bool started = false;
   FiberContext context;
   FiberStack* stack = nullptr;
   Block* block = nullptr;
@@ -130,7 +136,8 @@ struct Worker {
   std::vector<std::unique_ptr<FiberStack>> stacks;
   Block* block = nullptr;
   Fiber* current = nullptr;
-  char block_token = 0;
+  char block_start_token = 0;  // released by the scheduler, acquired by each fiber at start
+  char block_end_token = 0;    // released by each fiber at its end, acquired by the scheduler
   void* tsan_scheduler = nullptr;
   const void* asan_scheduler_bottom = nullptr;
   size_t asan_scheduler_size = 0;
@@ -212,15 +219,16 @@ void suspend(Fiber& f, bool final) {
 #if defined(__SANITIZE_ADDRESS__)
   __sanitizer_finish_switch_fiber(f.asan_fake_stack, &w.asan_scheduler_bottom, &w.asan_scheduler_size);
 #endif
+  if (f.block->failed) throw FiberUnwind{};
 }
 
-// Fails the launch from inside a fiber. The fiber never runs again; the scheduler abandons the block.
+// Fails the launch from inside a fiber: unwinds it to fiber_main. The scheduler then unwinds the
+// block's other suspended fibers (suspend() throws when it returns into a failed block).
 [[noreturn]] void fail_from_fiber(Fiber& f, const std::string& message) {
   Block& b = *f.block;
   b.failed = true;
   fail_launch(*b.launch, "block " + coords(blockIdx) + ": " + message);
-  suspend(f, true);
-  std::abort();  // unreachable: a failed block's fibers are never resumed
+  throw FiberUnwind{};
 }
 
 // ---- warp collectives --------------------------------------------------------------------------------
@@ -292,11 +300,16 @@ void fiber_main(void* arg) {
 #if defined(__SANITIZE_ADDRESS__)
   __sanitizer_finish_switch_fiber(nullptr, &w.asan_scheduler_bottom, &w.asan_scheduler_size);
 #endif
-  tsan_acquire(&w.block_token);
+  tsan_acquire(&w.block_start_token);
+  f.started = true;
   const Launch& launch = *f.block->launch;
-  launch.thunk(launch.payload);
-  on_thread_exit(f);
-  tsan_release(&w.block_token);
+  try {
+    launch.thunk(launch.payload);
+    on_thread_exit(f);
+  } catch (const FiberUnwind&) {
+    f.state = FiberState::Exited;  // a failed block: the frames are unwound, nothing else happens
+  }
+  tsan_release(&w.block_end_token);
   suspend(f, true);
   std::abort();  // an exited fiber is never resumed
 }
@@ -398,14 +411,7 @@ void warp_collective(const CollectiveOp& op, unsigned mask, const void* in, void
   if (op.width == 0) fail_from_fiber(f, where() + ": width must be a power of two from 1 to 32");
   Collective* c = nullptr;
   for (Collective* p : warp.pending) {
-    if (p->mask == mask) {
-      c = p;
-    } else if ((p->mask & mask) != 0) {
-      fail_from_fiber(f, "mask mismatch in warp " + std::to_string(f.linear / 32) + ": lane " +
-                             std::to_string(lane) + " calls " + where() + " with mask " + hex(mask) + " while lane " +
-                             std::to_string(p->first_lane) + " waits in " + p->op.name + " at " +
-                             site_text(p->first_site) + " with mask " + hex(p->mask));
-    }
+    if (p->mask == mask) c = p;
   }
   if (c != nullptr && !same_operation(c->op, op)) {
     fail_from_fiber(f, "lanes of warp " + std::to_string(f.linear / 32) + " disagree on a collective with mask " +
@@ -493,6 +499,7 @@ void run_block(Launch& launch, uint64_t linear_block) {
 #endif
   }
   b.warps.resize(static_cast<size_t>((n + 31) / 32));
+  for (Warp& wp : b.warps) wp.pending.reserve(32);  // never reallocated inside a fiber (TSan sees realloc)
   for (int i = 0; i < n; ++i) {
     Fiber& f = *w.fibers[static_cast<size_t>(i)];
     f.block = &b;
@@ -501,6 +508,7 @@ void run_block(Launch& launch, uint64_t linear_block) {
                   static_cast<unsigned>(i) / (dims.x * dims.y)};
     f.state = FiberState::Runnable;
     f.collective = nullptr;
+    f.started = false;
     f.cp_uncommitted.clear();
     f.cp_groups.clear();
     fiber_prepare(f.context, *f.stack, &fiber_main, &f);
@@ -518,7 +526,7 @@ void run_block(Launch& launch, uint64_t linear_block) {
   b.dynamic_smem = std::malloc(launch.dynamic_smem > 0 ? launch.dynamic_smem : 1);
   std::memset(b.dynamic_smem, 0xFF, launch.dynamic_smem);
   w.block = &b;
-  tsan_release(&w.block_token);
+  tsan_release(&w.block_start_token);
 
   std::vector<int> order(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) order[static_cast<size_t>(i)] = cfg.schedule == Schedule::Reverse ? n - 1 - i : i;
@@ -539,7 +547,12 @@ void run_block(Launch& launch, uint64_t linear_block) {
     }
   }
 
-  tsan_acquire(&w.block_token);
+  if (b.failed) {
+    // Unwind the fibers left suspended, so the heap objects on their stacks are destroyed.
+    for (Fiber* f : b.fibers)
+      if (f->started && f->state != FiberState::Exited) resume(w, *f);
+  }
+  tsan_acquire(&w.block_end_token);
   w.block = nullptr;
   for (Collective* c : b.collectives) delete c;
   std::free(b.dynamic_smem);
