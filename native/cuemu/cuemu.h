@@ -123,7 +123,7 @@ class Launcher {
       : grid_(grid), block_(block), smem_(smem), stream_(stream), site_(site), kernel_(kernel) {}
 
   // Converting the arguments into the parameter types here checks their number and types at compile
-  // time, like nvcc does for <<<>>>.
+  // time, as nvcc does for a triple-chevron launch.
   template <typename... Args>
   void operator()(Args&&... args) const {
     static_assert(sizeof...(Args) == sizeof...(Params), "kernel launched with the wrong number of arguments");
