@@ -95,13 +95,7 @@ SELFTEST_CASE(static_shared_out_of_bounds) {
   selftest::Rng rng(202);
   const std::vector<float> in = rng.floats(kBlocks * kThreads);
   std::vector<float> out(in.size());
-  selftest::DeviceArena arena;
-  float *d_in, *d_out;
-  SELFTEST_CUDA(arena.upload(&d_in, in));
-  SELFTEST_CUDA(arena.alloc(&d_out, out.size()));
-  TALARIA_LAUNCH(kBlocks, kThreads, 0, 0, forward_difference_static_tile)(d_in, d_out);
-  SELFTEST_CHECK_LAUNCH();
-  SELFTEST_CUDA(selftest::download(out, d_out));
+  SELFTEST_CUDA(selftest::run_in_out(forward_difference_static_tile, kBlocks, kThreads, 0, in, out));
   std::vector<double> want(in.size());
   for (size_t i = 0; i < in.size(); ++i)
     want[i] = i % kThreads + 1 < kThreads ? static_cast<double>(in[i + 1]) - in[i] : -static_cast<double>(in[i]);
@@ -113,13 +107,7 @@ SELFTEST_CASE(barrier_two_sites) {
   selftest::Rng rng(203);
   const std::vector<float> in = rng.floats(kBlocks * kThreads);
   std::vector<float> out(in.size());
-  selftest::DeviceArena arena;
-  float *d_in, *d_out;
-  SELFTEST_CUDA(arena.upload(&d_in, in));
-  SELFTEST_CUDA(arena.alloc(&d_out, out.size()));
-  TALARIA_LAUNCH(kBlocks, kThreads, kThreads * sizeof(float), 0, parity_pairs)(d_in, d_out);
-  SELFTEST_CHECK_LAUNCH();
-  SELFTEST_CUDA(selftest::download(out, d_out));
+  SELFTEST_CUDA(selftest::run_in_out(parity_pairs, kBlocks, kThreads, kThreads * sizeof(float), in, out));
   std::vector<double> want(in.size());
   for (size_t i = 0; i < in.size(); ++i)
     want[i] = i % 2 == 0 ? static_cast<double>(in[i]) + in[i + 1] : static_cast<double>(in[i]) - in[i - 1];

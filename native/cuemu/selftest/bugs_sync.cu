@@ -75,13 +75,7 @@ SELFTEST_CASE(missing_barrier_raw) {
   selftest::Rng rng(101);
   const std::vector<float> in = rng.floats(kBlocks * kThreads);
   std::vector<float> out(in.size());
-  selftest::DeviceArena arena;
-  float *d_in, *d_out;
-  SELFTEST_CUDA(arena.upload(&d_in, in));
-  SELFTEST_CUDA(arena.alloc(&d_out, out.size()));
-  TALARIA_LAUNCH(kBlocks, kThreads, kThreads * sizeof(float), 0, neighbour_sum_missing_barrier)(d_in, d_out);
-  SELFTEST_CHECK_LAUNCH();
-  SELFTEST_CUDA(selftest::download(out, d_out));
+  SELFTEST_CUDA(selftest::run_in_out(neighbour_sum_missing_barrier, kBlocks, kThreads, kThreads * sizeof(float), in, out));
   return check_neighbour_sums(in, out);
 }
 
@@ -110,13 +104,7 @@ SELFTEST_CASE(half_warp_shuffle) {
   selftest::Rng rng(103);
   const std::vector<float> in = rng.floats(kBlocks * kThreads);
   std::vector<float> out(in.size());
-  selftest::DeviceArena arena;
-  float *d_in, *d_out;
-  SELFTEST_CUDA(arena.upload(&d_in, in));
-  SELFTEST_CUDA(arena.alloc(&d_out, out.size()));
-  TALARIA_LAUNCH(kBlocks, kThreads, 0, 0, half_warp_broadcast)(d_in, d_out);
-  SELFTEST_CHECK_LAUNCH();
-  SELFTEST_CUDA(selftest::download(out, d_out));
+  SELFTEST_CUDA(selftest::run_in_out(half_warp_broadcast, kBlocks, kThreads, 0, in, out));
   std::vector<double> want(in.size());
   for (size_t i = 0; i < in.size(); ++i) want[i] = static_cast<double>(in[i]) + in[i / 32 * 32];
   return selftest::expect_near("out", out, want, 1e-6, 1e-6);
@@ -126,13 +114,7 @@ SELFTEST_CASE(cp_async_no_wait) {
   selftest::Rng rng(104);
   const std::vector<float> in = rng.floats(kBlocks * kThreads * 4);
   std::vector<float> out(in.size());
-  selftest::DeviceArena arena;
-  float *d_in, *d_out;
-  SELFTEST_CUDA(arena.upload(&d_in, in));
-  SELFTEST_CUDA(arena.alloc(&d_out, out.size()));
-  TALARIA_LAUNCH(kBlocks, kThreads, kThreads * 4 * sizeof(float), 0, mirrored_copy_without_wait)(d_in, d_out);
-  SELFTEST_CHECK_LAUNCH();
-  SELFTEST_CUDA(selftest::download(out, d_out));
+  SELFTEST_CUDA(selftest::run_in_out(mirrored_copy_without_wait, kBlocks, kThreads, kThreads * 4 * sizeof(float), in, out));
   std::vector<float> want(in.size());
   for (int b = 0; b < kBlocks; ++b)
     for (int t = 0; t < kThreads; ++t)

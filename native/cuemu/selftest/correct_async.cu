@@ -57,13 +57,7 @@ SELFTEST_CASE(cp_async_wait_all) {
   selftest::Rng rng(501);
   const std::vector<float> in = rng.floats(kBlocks * kTileFloats);
   std::vector<float> out(in.size());
-  selftest::DeviceArena arena;
-  float *d_in, *d_out;
-  SELFTEST_CUDA(arena.upload(&d_in, in));
-  SELFTEST_CUDA(arena.alloc(&d_out, out.size()));
-  TALARIA_LAUNCH(kBlocks, kThreads, kTileFloats * sizeof(float), 0, mirrored_copy)(d_in, d_out);
-  SELFTEST_CHECK_LAUNCH();
-  SELFTEST_CUDA(selftest::download(out, d_out));
+  SELFTEST_CUDA(selftest::run_in_out(mirrored_copy, kBlocks, kThreads, kTileFloats * sizeof(float), in, out));
   std::vector<double> want(in.size());
   for (int b = 0; b < kBlocks; ++b)
     for (int t = 0; t < kThreads; ++t)
@@ -76,13 +70,7 @@ SELFTEST_CASE(cp_async_two_groups) {
   selftest::Rng rng(502);
   const std::vector<float> in = rng.floats(kBlocks * kTiles * kTileFloats);
   std::vector<float> out(kBlocks * kTileFloats);
-  selftest::DeviceArena arena;
-  float *d_in, *d_out;
-  SELFTEST_CUDA(arena.upload(&d_in, in));
-  SELFTEST_CUDA(arena.alloc(&d_out, out.size()));
-  TALARIA_LAUNCH(kBlocks, kThreads, 2 * kTileFloats * sizeof(float), 0, pipelined_mirror_sum)(d_in, d_out);
-  SELFTEST_CHECK_LAUNCH();
-  SELFTEST_CUDA(selftest::download(out, d_out));
+  SELFTEST_CUDA(selftest::run_in_out(pipelined_mirror_sum, kBlocks, kThreads, 2 * kTileFloats * sizeof(float), in, out));
   std::vector<double> want(out.size(), 0.0);
   for (int b = 0; b < kBlocks; ++b)
     for (int k = 0; k < kTiles; ++k)

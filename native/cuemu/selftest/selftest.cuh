@@ -14,6 +14,8 @@
 #include <cstring>
 #include <vector>
 
+#include "cuda/launch.cuh"
+
 namespace selftest {
 
 using CaseFn = int (*)();
@@ -89,6 +91,23 @@ class DeviceArena {
 template <typename T>
 cudaError_t download(std::vector<T>& host, const T* device) {
   return cudaMemcpy(host.data(), device, host.size() * sizeof(T), cudaMemcpyDeviceToHost);
+}
+
+// The shape most cases share: kernel(in, out) over a device copy of `in`, with `out` read back. Returns
+// the first error (a launch-configuration error, or a fault found at the synchronize).
+template <typename Kernel>
+cudaError_t run_in_out(Kernel kernel, dim3 grid, dim3 block, size_t smem_bytes, const std::vector<float>& in,
+                       std::vector<float>& out) {
+  DeviceArena arena;
+  float *d_in, *d_out;
+  cudaError_t err = arena.upload(&d_in, in);
+  if (err == cudaSuccess) err = arena.alloc(&d_out, out.size());
+  if (err != cudaSuccess) return err;
+  TALARIA_LAUNCH(grid, block, smem_bytes, 0, kernel)(d_in, d_out);
+  err = cudaGetLastError();
+  if (err == cudaSuccess) err = cudaDeviceSynchronize();
+  if (err == cudaSuccess) err = download(out, d_out);
+  return err;
 }
 
 // Deterministic, non-trivial data (splitmix64): every case seeds its own.
