@@ -8,3 +8,6 @@ export type { F32, GaeInput, GaeOutput, I32, U8, WhitenOptions } from './ops/rl.
 export { streamTriad, streamTriadAsync } from './ops/roofline.js';
 export { pack, packedLayout, unpack } from './ops/packing.js';
 export type { PackedLayout } from './ops/packing.js';
+export * from './ops/rl-loss.js';
+export * from './ops/rewards.js';
+export * from './ops/preference.js';

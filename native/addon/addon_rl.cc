@@ -10,25 +10,6 @@
 namespace talaria::addon {
 namespace {
 
-// cu_seqlens must start at 0, never decrease, and end at N (DESIGN.md packed layout). Returns the
-// validated host copy: CPU kernels read that copy, so JS changing the array while a Promise-form kernel
-// runs cannot send the kernel out of bounds.
-std::vector<int32_t> checked_cu_seqlens(const TensorArg& cu_seqlens, int64_t num_tokens) {
-  if (cu_seqlens.tensor.numel() < 1)
-    fail(ErrorCode::Shape, "cuSeqlens: expected length B+1 >= 1 (it starts with 0), got an empty array");
-  std::vector<int32_t> offsets = host_int32(cu_seqlens.tensor);
-  if (offsets[0] != 0) fail(ErrorCode::Shape, "cuSeqlens: expected cuSeqlens[0] = 0, got " + std::to_string(offsets[0]));
-  for (size_t i = 1; i < offsets.size(); i++)
-    if (offsets[i] < offsets[i - 1])
-      fail(ErrorCode::Shape, "cuSeqlens: must not decrease, but cuSeqlens[" + std::to_string(i) + "] = " +
-                                 std::to_string(offsets[i]) + " < cuSeqlens[" + std::to_string(i - 1) +
-                                 "] = " + std::to_string(offsets[i - 1]));
-  if (offsets.back() != num_tokens)
-    fail(ErrorCode::Shape, "cuSeqlens: must end at N = " + std::to_string(num_tokens) + " (the number of tokens), got " +
-                               std::to_string(offsets.back()));
-  return offsets;
-}
-
 struct GaeCall : KernelCall {
   TensorArg rewards, values, cu_seqlens, advantages, returns;
   std::optional<TensorArg> action_mask, bootstrap;
@@ -62,7 +43,7 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
   require_length(call->values, "values", n, "one per token, like rewards");
   require_same_device(call->values, "values", device);
   require_same_device(call->cu_seqlens, "cuSeqlens", device);
-  call->cu_seqlens_host = checked_cu_seqlens(call->cu_seqlens, n);
+  call->cu_seqlens_host = checked_offsets(call->cu_seqlens, "cuSeqlens", n, "N (the number of tokens)");
   const int64_t num_seqs = call->cu_seqlens.tensor.numel() - 1;
   if (call->action_mask) {
     require_length(*call->action_mask, "actionMask", n, "one per token, like rewards");
@@ -103,8 +84,7 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
   a.bootstrap = call->bootstrap ? call->bootstrap->tensor.data_as<const float>() : nullptr;
   a.num_tokens = n;
   a.num_seqs = num_seqs;
-  for (int64_t b = 0; b < num_seqs; b++)
-    a.max_seqlen = std::max<int64_t>(a.max_seqlen, call->cu_seqlens_host[b + 1] - call->cu_seqlens_host[b]);
+  a.max_seqlen = longest_segment(call->cu_seqlens_host);
   a.gamma = static_cast<float>(gamma);
   a.lambda = static_cast<float>(lambda);
   a.advantages = call->advantages.tensor.data_as<float>();

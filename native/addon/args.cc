@@ -1,5 +1,6 @@
 #include "args.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -116,6 +117,19 @@ bool boolean_option(const Napi::Object& options, const char* key, bool fallback)
   return value.As<Napi::Boolean>();
 }
 
+int enum_option(const Napi::Object& options, const char* key, int fallback,
+                std::initializer_list<std::pair<const char*, int>> choices) {
+  Napi::Value value = options.Get(key);
+  if (value.IsUndefined()) return fallback;
+  std::string expected;
+  for (const auto& [name, unused] : choices) expected += (expected.empty() ? "'" : ", '") + std::string(name) + "'";
+  if (!value.IsString()) fail(ErrorCode::DType, std::string(key) + ": expected one of " + expected + ", got " + describe(value));
+  const std::string given = value.As<Napi::String>().Utf8Value();
+  for (const auto& [name, choice] : choices)
+    if (given == name) return choice;
+  fail(ErrorCode::Range, std::string(key) + ": expected one of " + expected + ", got '" + given + "'");
+}
+
 Device parse_device(const Napi::Value& value, const std::string& name) {
   if (value.IsUndefined()) return Device::cpu();
   if (!value.IsString())
@@ -207,6 +221,29 @@ std::vector<int32_t> host_int32(const Tensor& tensor) {
   std::vector<int32_t> host(static_cast<size_t>(tensor.numel()));
   device_copy(host.data(), Device::cpu(), tensor.data(), tensor.device(), host.size() * sizeof(int32_t));
   return host;
+}
+
+std::vector<int32_t> checked_offsets(const TensorArg& offsets_arg, const std::string& name, int64_t total,
+                                     const std::string& total_name) {
+  if (offsets_arg.tensor.numel() < 1)
+    fail(ErrorCode::Shape, name + ": expected length >= 1 (it starts with 0), got an empty array");
+  std::vector<int32_t> offsets = host_int32(offsets_arg.tensor);
+  if (offsets[0] != 0) fail(ErrorCode::Shape, name + ": expected " + name + "[0] = 0, got " + std::to_string(offsets[0]));
+  for (size_t i = 1; i < offsets.size(); i++)
+    if (offsets[i] < offsets[i - 1])
+      fail(ErrorCode::Shape, name + ": must not decrease, but " + name + "[" + std::to_string(i) + "] = " +
+                                 std::to_string(offsets[i]) + " < " + name + "[" + std::to_string(i - 1) + "] = " +
+                                 std::to_string(offsets[i - 1]));
+  if (offsets.back() != total)
+    fail(ErrorCode::Shape, name + ": must end at " + total_name + " = " + std::to_string(total) + ", got " +
+                               std::to_string(offsets.back()));
+  return offsets;
+}
+
+int64_t longest_segment(const std::vector<int32_t>& offsets) {
+  int64_t longest = 0;
+  for (size_t i = 1; i < offsets.size(); i++) longest = std::max<int64_t>(longest, offsets[i] - offsets[i - 1]);
+  return longest;
 }
 
 }  // namespace talaria::addon

@@ -47,6 +47,9 @@ Napi::Object options_object(const Napi::Value& value, const std::string& name,
 double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
                      bool lo_inclusive = true);
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback);
+// A string option that must be one of `choices` (name -> value); undefined gives `fallback`.
+int enum_option(const Napi::Object& options, const char* key, int fallback,
+                std::initializer_list<std::pair<const char*, int>> choices);
 
 Device parse_device(const Napi::Value& value, const std::string& name);
 DType parse_dtype(const Napi::Value& value, const std::string& name);
@@ -66,6 +69,14 @@ TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& n
 TensorArg new_output(Napi::Env env, int64_t length, DType dtype, Device device, bool as_handle);
 // The JS value to return for an output made by new_output.
 Napi::Value output_value(Napi::Env env, const TensorArg& output);
+
+// An offsets array (cu_seqlens, group or prompt offsets): length >= 1, starts at 0, never decreases and
+// ends at `total`. Returns the validated host copy: CPU kernels read that copy, so JS changing the
+// array while a Promise-form kernel runs cannot send the kernel out of bounds.
+std::vector<int32_t> checked_offsets(const TensorArg& offsets, const std::string& name, int64_t total,
+                                     const std::string& total_name);
+// The longest segment of validated offsets.
+int64_t longest_segment(const std::vector<int32_t>& offsets);
 
 // Copies a (small) tensor to host memory, for validating index arrays that live on a device.
 std::vector<int32_t> host_int32(const Tensor& tensor);
