@@ -94,6 +94,18 @@ export interface NativeAddon {
   gaeAsync: NativeAsyncKernel;
   whiten: NativeKernel;
   whitenAsync: NativeAsyncKernel;
+  ppoLoss: NativeKernel;
+  ppoLossAsync: NativeAsyncKernel;
+  valueLoss: NativeKernel;
+  valueLossAsync: NativeAsyncKernel;
+  shapeRewards: NativeKernel;
+  shapeRewardsAsync: NativeAsyncKernel;
+  groupAdvantages: NativeKernel;
+  groupAdvantagesAsync: NativeAsyncKernel;
+  dpoLoss: NativeKernel;
+  dpoLossAsync: NativeAsyncKernel;
+  rankingLoss: NativeKernel;
+  rankingLossAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }

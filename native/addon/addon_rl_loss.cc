@@ -1,6 +1,252 @@
-// PLACEHOLDER: replaced by the real bindings.
+// Bindings for the RL objective kernels (native/core/kernels/rl_loss.h): ppoLoss and valueLoss.
 #include "addon_rl_loss.h"
 
+#include <cfloat>
+#include <cmath>
+
+#include "../core/kernels/rl_loss.h"
+#include "errors.h"
+#include "kernel_call.h"
+
 namespace talaria::addon {
-void export_rl_loss(Napi::Env, Napi::Object) {}
+namespace {
+
+constexpr double kFloatMax = FLT_MAX;  // hyperparameters become f32 in the kernels
+
+// A required f32[n] input on `device`.
+TensorArg token_input(const Napi::Object& input, const char* key, int64_t n, Device device, const char* like) {
+  TensorArg arg = tensor_arg(input.Get(key), key, DType::F32);
+  require_length(arg, key, n, std::string("one per token, like ") + like);
+  require_same_device(arg, key, device);
+  return arg;
+}
+std::optional<TensorArg> optional_token_input(const Napi::Object& input, const char* key, int64_t n, Device device,
+                                              DType dtype, const char* like) {
+  std::optional<TensorArg> arg = optional_tensor_arg(input.Get(key), key, dtype);
+  if (arg) {
+    require_length(*arg, key, n, std::string("one per token, like ") + like);
+    require_same_device(*arg, key, device);
+  }
+  return arg;
+}
+
+void parse_aggregation(const Napi::Object& input, LossAggregation& mode, double& normalizer) {
+  mode = static_cast<LossAggregation>(enum_option(
+      input, "aggregation", static_cast<int>(LossAggregation::TokenMean),
+      {{"token-mean", static_cast<int>(LossAggregation::TokenMean)},
+       {"seq-mean-token-mean", static_cast<int>(LossAggregation::SeqMeanTokenMean)},
+       {"seq-mean-token-sum", static_cast<int>(LossAggregation::SeqMeanTokenSum)},
+       {"seq-mean-token-sum-norm", static_cast<int>(LossAggregation::SeqMeanTokenSumNorm)}}));
+  const bool wants_normalizer = mode == LossAggregation::SeqMeanTokenSumNorm;
+  const bool has_normalizer = !input.Get("normalizer").IsUndefined();
+  if (wants_normalizer && !has_normalizer)
+    fail(ErrorCode::Range, "normalizer: aggregation 'seq-mean-token-sum-norm' needs a normalizer (such as the "
+                           "maximum response length), got none");
+  if (!wants_normalizer && has_normalizer)
+    fail(ErrorCode::Range, "normalizer: only aggregation 'seq-mean-token-sum-norm' uses a normalizer; remove it or "
+                           "set that aggregation");
+  normalizer = number_option(input, "normalizer", 1.0, 0.0, kFloatMax, /*lo_inclusive=*/false);
+}
+
+// Outputs must not overlap any input (the kernels read inputs after writing outputs) or each other.
+void require_outputs_disjoint(const std::vector<std::pair<const TensorArg*, const char*>>& outputs,
+                              const std::vector<std::pair<const TensorArg*, const char*>>& inputs) {
+  for (size_t i = 0; i < outputs.size(); i++) {
+    if (!outputs[i].first) continue;
+    for (const auto& [input, input_name] : inputs)
+      if (input) require_disjoint(*outputs[i].first, outputs[i].second, *input, input_name);
+    for (size_t j = i + 1; j < outputs.size(); j++)
+      if (outputs[j].first) require_disjoint(*outputs[i].first, outputs[i].second, *outputs[j].first, outputs[j].second);
+  }
+}
+
+const TensorArg* ptr(const std::optional<TensorArg>& arg) { return arg ? &*arg : nullptr; }
+
+// ---- ppoLoss ------------------------------------------------------------------------------------
+
+struct PpoLossCall : KernelCall {
+  TensorArg logp, old_logp, advantages, cu_seqlens, d_logp;
+  std::optional<TensorArg> action_mask, ref_logp, entropy, d_entropy;
+  std::vector<int32_t> cu_seqlens_host;  // the validated copy, which CPU kernels read
+  PpoLossStats stats{};
+  PpoLossArgs args{};
+
+  void execute() override { ppo_loss(logp.tensor.device(), args); }
+
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("loss", stats.loss);
+    out.Set("dLogp", output_value(env, d_logp));
+    out.Set("dEntropy", d_entropy ? output_value(env, *d_entropy) : env.Undefined());
+    Napi::Object s = Napi::Object::New(env);
+    s.Set("pgLoss", stats.pg_loss);
+    s.Set("clipFrac", stats.clip_frac);
+    s.Set("clipFracLower", stats.clip_frac_lower);
+    s.Set("approxKl", stats.approx_kl);
+    s.Set("ratioMean", stats.ratio_mean);
+    s.Set("ratioMax", stats.ratio_max);
+    s.Set("kl", ref_logp ? Napi::Value(Napi::Number::New(env, stats.kl_mean)) : env.Null());
+    s.Set("entropy", entropy ? Napi::Value(Napi::Number::New(env, stats.entropy_mean)) : env.Null());
+    s.Set("actionTokens", static_cast<double>(stats.action_tokens));
+    s.Set("activeSeqs", static_cast<double>(stats.active_seqs));
+    out.Set("stats", s);
+    return out;
+  }
+};
+
+std::unique_ptr<KernelCall> prepare_ppo_loss(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject())
+    fail(ErrorCode::DType, "ppoLoss: expected an object {logp, oldLogp, advantages, cuSeqlens, ...}, got " +
+                               describe(info[0]));
+  Napi::Object input = options_object(
+      info[0], "ppoLoss",
+      {"logp", "oldLogp", "advantages", "cuSeqlens", "actionMask", "refLogp", "entropy", "clipLow", "clipHigh",
+       "dualClip", "klCoef", "klEstimator", "klClamp", "entropyCoef", "aggregation", "normalizer", "out"});
+  auto call = std::make_unique<PpoLossCall>();
+  call->logp = tensor_arg(input.Get("logp"), "logp", DType::F32);
+  const int64_t n = call->logp.tensor.numel();
+  const Device device = call->logp.tensor.device();
+  call->old_logp = token_input(input, "oldLogp", n, device, "logp");
+  call->advantages = token_input(input, "advantages", n, device, "logp");
+  call->cu_seqlens = tensor_arg(input.Get("cuSeqlens"), "cuSeqlens", DType::I32);
+  require_same_device(call->cu_seqlens, "cuSeqlens", device);
+  call->cu_seqlens_host = checked_offsets(call->cu_seqlens, "cuSeqlens", n, "N (the number of tokens)");
+  call->action_mask = optional_token_input(input, "actionMask", n, device, DType::U8, "logp");
+  call->ref_logp = optional_token_input(input, "refLogp", n, device, DType::F32, "logp");
+  call->entropy = optional_token_input(input, "entropy", n, device, DType::F32, "logp");
+
+  PpoLossArgs& a = call->args;
+  a.clip_low = static_cast<float>(number_option(input, "clipLow", 0.2, 0.0, 1.0, false, false));
+  a.clip_high = static_cast<float>(number_option(input, "clipHigh", a.clip_low, 0.0, kFloatMax, false));
+  a.dual_clip = static_cast<float>(number_option(input, "dualClip", 0.0, 1.0, kFloatMax, false));
+  a.kl_coef = static_cast<float>(number_option(input, "klCoef", 0.0, 0.0, kFloatMax));
+  a.kl_estimator = static_cast<KlEstimator>(enum_option(input, "klEstimator", static_cast<int>(KlEstimator::K3),
+                                                        {{"k1", static_cast<int>(KlEstimator::K1)},
+                                                         {"k2", static_cast<int>(KlEstimator::K2)},
+                                                         {"k3", static_cast<int>(KlEstimator::K3)}}));
+  a.kl_clamp = static_cast<float>(number_option(input, "klClamp", 10.0, 0.0, INFINITY, false));
+  a.entropy_coef = static_cast<float>(number_option(input, "entropyCoef", 0.0, 0.0, kFloatMax));
+  if (a.kl_coef > 0 && !call->ref_logp)
+    fail(ErrorCode::Range, "klCoef: a KL penalty needs refLogp (the reference policy's log-probs), got klCoef = " +
+                               std::to_string(a.kl_coef) + " and no refLogp");
+  if (a.entropy_coef > 0 && !call->entropy)
+    fail(ErrorCode::Range, "entropyCoef: an entropy bonus needs entropy (per-token entropies), got entropyCoef = " +
+                               std::to_string(a.entropy_coef) + " and no entropy");
+  parse_aggregation(input, a.aggregation, a.normalizer);
+
+  Napi::Object out = options_object(input.Get("out"), "out", {"dLogp", "dEntropy"});
+  const bool as_handle = call->logp.from_handle;
+  call->d_logp = output_arg(info.Env(), out.Get("dLogp"), "out.dLogp", n, DType::F32, device, as_handle);
+  if (call->entropy)
+    call->d_entropy = output_arg(info.Env(), out.Get("dEntropy"), "out.dEntropy", n, DType::F32, device, as_handle);
+  else if (!out.Get("dEntropy").IsUndefined())
+    fail(ErrorCode::Shape, "out.dEntropy: there is no entropy input to differentiate; pass entropy or drop out.dEntropy");
+  require_outputs_disjoint({{&call->d_logp, "out.dLogp"}, {ptr(call->d_entropy), "out.dEntropy"}},
+                           {{&call->logp, "logp"}, {&call->old_logp, "oldLogp"}, {&call->advantages, "advantages"},
+                            {&call->cu_seqlens, "cuSeqlens"}, {ptr(call->action_mask), "actionMask"},
+                            {ptr(call->ref_logp), "refLogp"}, {ptr(call->entropy), "entropy"}});
+  for (const TensorArg* arg : {&call->logp, &call->old_logp, &call->advantages, &call->cu_seqlens, &call->d_logp})
+    call->hold(*arg);
+  for (const auto* arg : {&call->action_mask, &call->ref_logp, &call->entropy, &call->d_entropy}) call->hold(*arg);
+
+  a.logp = call->logp.tensor.data_as<const float>();
+  a.old_logp = call->old_logp.tensor.data_as<const float>();
+  a.advantages = call->advantages.tensor.data_as<const float>();
+  a.action_mask = call->action_mask ? call->action_mask->tensor.data_as<const uint8_t>() : nullptr;
+  // Device kernels read device memory, which JS cannot change while they run.
+  a.cu_seqlens = device.is_cpu() ? call->cu_seqlens_host.data() : call->cu_seqlens.tensor.data_as<const int32_t>();
+  a.ref_logp = call->ref_logp ? call->ref_logp->tensor.data_as<const float>() : nullptr;
+  a.entropy = call->entropy ? call->entropy->tensor.data_as<const float>() : nullptr;
+  a.num_tokens = n;
+  a.num_seqs = static_cast<int64_t>(call->cu_seqlens_host.size()) - 1;
+  a.d_logp = call->d_logp.tensor.data_as<float>();
+  a.d_entropy = call->d_entropy ? call->d_entropy->tensor.data_as<float>() : nullptr;
+  a.stats = &call->stats;
+  return call;
+}
+
+// ---- valueLoss ----------------------------------------------------------------------------------
+
+struct ValueLossCall : KernelCall {
+  TensorArg values, old_values, returns, d_values;
+  std::optional<TensorArg> action_mask, cu_seqlens;
+  std::vector<int32_t> cu_seqlens_host;  // validated copy, or {0, N} when the caller gave none
+  Tensor cu_seqlens_device;              // {0, N} on the device when the caller gave none
+  ValueLossStats stats{};
+  ValueLossArgs args{};
+
+  void execute() override { value_loss(values.tensor.device(), args); }
+
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("loss", stats.loss);
+    out.Set("dValues", output_value(env, d_values));
+    Napi::Object s = Napi::Object::New(env);
+    s.Set("clipFrac", stats.clip_frac);
+    s.Set("actionTokens", static_cast<double>(stats.action_tokens));
+    s.Set("activeSeqs", static_cast<double>(stats.active_seqs));
+    out.Set("stats", s);
+    return out;
+  }
+};
+
+std::unique_ptr<KernelCall> prepare_value_loss(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject())
+    fail(ErrorCode::DType, "valueLoss: expected an object {values, oldValues, returns, ...}, got " + describe(info[0]));
+  Napi::Object input = options_object(info[0], "valueLoss",
+                                      {"values", "oldValues", "returns", "actionMask", "cuSeqlens", "clipRange",
+                                       "aggregation", "normalizer", "out"});
+  auto call = std::make_unique<ValueLossCall>();
+  call->values = tensor_arg(input.Get("values"), "values", DType::F32);
+  const int64_t n = call->values.tensor.numel();
+  const Device device = call->values.tensor.device();
+  call->old_values = token_input(input, "oldValues", n, device, "values");
+  call->returns = token_input(input, "returns", n, device, "values");
+  call->action_mask = optional_token_input(input, "actionMask", n, device, DType::U8, "values");
+  call->cu_seqlens = optional_tensor_arg(input.Get("cuSeqlens"), "cuSeqlens", DType::I32);
+  if (call->cu_seqlens) {
+    require_same_device(*call->cu_seqlens, "cuSeqlens", device);
+    call->cu_seqlens_host = checked_offsets(*call->cu_seqlens, "cuSeqlens", n, "N (the number of tokens)");
+  } else {
+    call->cu_seqlens_host = {0, static_cast<int32_t>(n)};
+    if (!device.is_cpu()) {
+      const Tensor host = Tensor::borrow(call->cu_seqlens_host.data(), {2}, DType::I32, Device::cpu());
+      call->cu_seqlens_device = host.to(device);
+    }
+  }
+  ValueLossArgs& a = call->args;
+  a.clip_range = static_cast<float>(number_option(input, "clipRange", 0.2, 0.0, INFINITY, false));
+  parse_aggregation(input, a.aggregation, a.normalizer);
+
+  Napi::Object out = options_object(input.Get("out"), "out", {"dValues"});
+  call->d_values = output_arg(info.Env(), out.Get("dValues"), "out.dValues", n, DType::F32, device,
+                              call->values.from_handle);
+  require_outputs_disjoint({{&call->d_values, "out.dValues"}},
+                           {{&call->values, "values"}, {&call->old_values, "oldValues"}, {&call->returns, "returns"},
+                            {ptr(call->action_mask), "actionMask"}, {ptr(call->cu_seqlens), "cuSeqlens"}});
+  for (const TensorArg* arg : {&call->values, &call->old_values, &call->returns, &call->d_values}) call->hold(*arg);
+  call->hold(call->action_mask);
+  call->hold(call->cu_seqlens);
+
+  a.values = call->values.tensor.data_as<const float>();
+  a.old_values = call->old_values.tensor.data_as<const float>();
+  a.returns = call->returns.tensor.data_as<const float>();
+  a.action_mask = call->action_mask ? call->action_mask->tensor.data_as<const uint8_t>() : nullptr;
+  if (device.is_cpu()) a.cu_seqlens = call->cu_seqlens_host.data();
+  else if (call->cu_seqlens) a.cu_seqlens = call->cu_seqlens->tensor.data_as<const int32_t>();
+  else a.cu_seqlens = call->cu_seqlens_device.data_as<const int32_t>();
+  a.num_tokens = n;
+  a.num_seqs = static_cast<int64_t>(call->cu_seqlens_host.size()) - 1;
+  a.d_values = call->d_values.tensor.data_as<float>();
+  a.stats = &call->stats;
+  return call;
+}
+
+}  // namespace
+
+void export_rl_loss(Napi::Env env, Napi::Object exports) {
+  export_kernel(env, exports, "ppoLoss", prepare_ppo_loss);
+  export_kernel(env, exports, "valueLoss", prepare_value_loss);
+}
+
 }  // namespace talaria::addon

@@ -96,16 +96,17 @@ Napi::Object options_object(const Napi::Value& value, const std::string& name,
 }
 
 double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
-                     bool lo_inclusive) {
+                     bool lo_inclusive, bool hi_inclusive) {
   Napi::Value value = options.Get(key);
   if (value.IsUndefined()) return fallback;
   if (!value.IsNumber()) fail(ErrorCode::DType, std::string(key) + ": expected a number, got " + describe(value));
   double x = value.As<Napi::Number>().DoubleValue();
-  bool above_lo = lo_inclusive ? x >= lo : x > lo;
-  if (!(above_lo && x <= hi))  // written so that NaN fails
+  const bool above_lo = lo_inclusive ? x >= lo : x > lo;
+  const bool below_hi = hi_inclusive ? x <= hi : x < hi;
+  if (!(above_lo && below_hi))  // written so that NaN fails
     fail(ErrorCode::Range, std::string(key) + ": expected a number in " + (lo_inclusive ? "[" : "(") +
                                Napi::Number::New(options.Env(), lo).ToString().Utf8Value() + ", " +
-                               Napi::Number::New(options.Env(), hi).ToString().Utf8Value() + "], got " +
+                               Napi::Number::New(options.Env(), hi).ToString().Utf8Value() + (hi_inclusive ? "], got " : "), got ") +
                                value.ToString().Utf8Value());
   return x;
 }

@@ -45,7 +45,7 @@ std::shared_ptr<Napi::Reference<Napi::Value>> persistent(const Napi::Value& valu
 Napi::Object options_object(const Napi::Value& value, const std::string& name,
                             std::initializer_list<const char*> known_keys);
 double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
-                     bool lo_inclusive = true);
+                     bool lo_inclusive = true, bool hi_inclusive = true);
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback);
 // A string option that must be one of `choices` (name -> value); undefined gives `fallback`.
 int enum_option(const Napi::Object& options, const char* key, int fallback,
