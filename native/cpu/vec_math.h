@@ -31,8 +31,9 @@ inline float exp_f32(float x) {
   std::memcpy(&scale_a, &bits_a, sizeof(scale_a));
   std::memcpy(&scale_b, &bits_b, sizeof(scale_b));
   const float y = er * scale_a * scale_b;
-  if (x != x) return x;
-  return x > kMax ? __builtin_inff() : (x < kMin ? 0.0f : y);
+  // Selects, not branches, so loops that call this still vectorise.
+  const float in_range = x > kMax ? __builtin_inff() : (x < kMin ? 0.0f : y);
+  return x != x ? x : in_range;
 }
 
 }  // namespace cpu
