@@ -8,6 +8,7 @@ export type { F32, GaeInput, GaeOutput, I32, U8, WhitenOptions } from './ops/rl.
 export { streamTriad, streamTriadAsync } from './ops/roofline.js';
 export { pack, packedLayout, unpack } from './ops/packing.js';
 export type { PackedLayout } from './ops/packing.js';
-export * from './ops/rl-loss.js';
-export * from './ops/rewards.js';
-export * from './ops/preference.js';
+export { ppoLoss, ppoLossAsync, valueLoss, valueLossAsync } from './ops/rl-loss.js';
+export type {
+  KlEstimator, LossAggregation, PpoLossInput, PpoLossOutput, PpoLossStats, ValueLossInput, ValueLossOutput,
+} from './ops/rl-loss.js';

@@ -98,14 +98,6 @@ export interface NativeAddon {
   ppoLossAsync: NativeAsyncKernel;
   valueLoss: NativeKernel;
   valueLossAsync: NativeAsyncKernel;
-  shapeRewards: NativeKernel;
-  shapeRewardsAsync: NativeAsyncKernel;
-  groupAdvantages: NativeKernel;
-  groupAdvantagesAsync: NativeAsyncKernel;
-  dpoLoss: NativeKernel;
-  dpoLossAsync: NativeAsyncKernel;
-  rankingLoss: NativeKernel;
-  rankingLossAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }

@@ -1,3 +1,5 @@
+// STATUS: contract agreed for issue 4, not implemented yet: no backend defines these functions and no
+// binding exports them. Implement native/cpu/preference.cpp, native/cuda/preference.cu and the bindings before use.
 // Preference losses: DPO, and the InstructGPT K-wise reward-model ranking loss, forward and backward.
 // Device-agnostic entry points, plus the CPU (native/cpu/preference.cpp) and CUDA
 // (native/cuda/preference.cu) implementations; the float64 oracle is test/reference/preference.ts.
@@ -21,9 +23,11 @@
 //   loss = (1 / prompts with K_p >= 2) * sum over those prompts of their contributions.
 //   accuracy = fraction of non-tied pairs with s_w > s_l (strictly), over all pairs of the batch.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "dispatch.h"
+#include "rl_math.h"  // TALARIA_HOST_DEVICE
 
 namespace talaria {
 
@@ -66,6 +70,77 @@ struct RankingLossArgs {
   float* d_scores;         // [M] out
   RankingLossStats* stats; // host out
 };
+
+// ---- Per-pair math, shared by both backends (f64, inline for host and device) ---------------------------
+// The CPU and CUDA kernels differ only in how they partition and sum; every per-pair value comes from here.
+
+// softplus(x) = log(1 + e^x) = -log sigmoid(-x), and sigmoid(x), from one exp of -|x|: finite for any finite x
+// (no e^x overflow at x = 200) and accurate in both tails.
+struct SoftplusSigmoid {
+  double softplus;
+  double sigmoid;
+};
+TALARIA_HOST_DEVICE SoftplusSigmoid softplus_sigmoid(double x) {
+  const double e = exp(-fabs(x));
+  return SoftplusSigmoid{(x > 0.0 ? x : 0.0) + log1p(e), x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e)};
+}
+
+struct DpoPair {
+  double chosen, rejected, margin;  // chosen_i, rejected_i, z_i
+  double loss;                      // this pair's term of the mean
+  double grad;                      // g_i = d term / d z_i
+};
+TALARIA_HOST_DEVICE DpoPair dpo_pair(float policy_chosen, float policy_rejected, float ref_chosen, float ref_rejected,
+                                     double beta, double label_smoothing) {
+  DpoPair p;
+  p.chosen = beta * (static_cast<double>(policy_chosen) - static_cast<double>(ref_chosen));
+  p.rejected = beta * (static_cast<double>(policy_rejected) - static_cast<double>(ref_rejected));
+  p.margin = p.chosen - p.rejected;
+  const SoftplusSigmoid flip = softplus_sigmoid(-p.margin);  // -log sigmoid(z), sigmoid(-z)
+  p.loss = (1.0 - label_smoothing) * flip.softplus;
+  p.grad = -(1.0 - label_smoothing) * flip.sigmoid;
+  if (label_smoothing > 0.0) {  // skipped at 0, so z = +inf gives loss 0 rather than 0 * inf
+    const SoftplusSigmoid keep = softplus_sigmoid(p.margin);  // -log sigmoid(-z), sigmoid(z)
+    p.loss += label_smoothing * keep.softplus;
+    p.grad += label_smoothing * keep.sigmoid;
+  }
+  return p;
+}
+
+// Completion j of a prompt against its partners i = 0, 1, ..., K-1 in that order (so the f64 sums have one
+// order on every backend). Each non-tied pair is counted once, on its winner's side: loss is the sum of
+// -log sigmoid(s_j - s_i) over the partners j beats, and wins / pairs count them; ties are counted on the
+// side of the lower index. grad = sum over partners of d(-log sigmoid(s_w - s_l)) / d s_j, unweighted.
+struct RankingCompletion {
+  double loss, grad;
+  int64_t wins, pairs, ties;
+};
+TALARIA_HOST_DEVICE RankingCompletion ranking_completion(const float* scores, const int32_t* ranks, int64_t k,
+                                                         int64_t j) {
+  RankingCompletion c{0.0, 0.0, 0, 0, 0};
+  const double s_j = scores[j];
+  const int64_t rank_j = ranks != nullptr ? ranks[j] : j;
+  for (int64_t i = 0; i < k; i++) {
+    if (i == j) continue;
+    const int64_t rank_i = ranks != nullptr ? ranks[i] : i;
+    const double s_i = scores[i];
+    if (rank_i == rank_j) {
+      c.ties += i > j ? 1 : 0;
+    } else if (rank_j < rank_i) {  // j wins: the pair's term is softplus(s_i - s_j)
+      const SoftplusSigmoid t = softplus_sigmoid(s_i - s_j);
+      c.loss += t.softplus;
+      c.grad -= t.sigmoid;
+      c.pairs++;
+      c.wins += s_j > s_i ? 1 : 0;
+    } else {  // j loses to i: the pair's term is softplus(s_j - s_i)
+      c.grad += softplus_sigmoid(s_j - s_i).sigmoid;
+    }
+  }
+  return c;
+}
+
+// C(K, 2) in f64 (exact: K < 2^31).
+TALARIA_HOST_DEVICE double ranking_pairs_of(int64_t k) { return 0.5 * static_cast<double>(k) * static_cast<double>(k - 1); }
 
 namespace cpu {
 void dpo_loss(const DpoLossArgs& args);

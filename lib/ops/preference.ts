@@ -1,2 +1,0 @@
-// PLACEHOLDER: replaced by the real wrappers.
-export {};
