@@ -11,8 +11,9 @@ import {
 import { measureStreamTriad } from './roofline.js';
 import gaeSuite from './gae.bench.js';
 import whitenSuite from './whiten.bench.js';
+import rlLossSuite from './rl_loss.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite];
 
 function main(): number {
   const machine = info();
