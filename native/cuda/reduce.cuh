@@ -5,7 +5,7 @@
 //       A shuffle tree inside each warp (fixed pairing), then warp 0 folds the warps' results in index
 //       order. `scratch` is __shared__ T[blockDim.x / 32]. Every thread of the block must call it.
 //   reduce_partials_kernel<T, Combine>      one block of kReduceThreads folds P per-block partials:
-//       thread i takes partials i, i + 256, ... in order, then block_reduce. Launch it <<<1, 256>>>.
+//       thread i takes partials i, i + 256, ... in order, then block_reduce. Launch it with one block of kReduceThreads.
 //
 // T is a trivially copyable struct of 4-byte-multiple size (shuffled word by word). Combine is a
 // stateless functor type with `static T identity()` and `void operator()(T& into, const T& from) const`,
