@@ -60,16 +60,11 @@ std::unique_ptr<KernelCall> prepare_gae(const Napi::CallbackInfo& info) {
   const bool as_handle = call->rewards.from_handle;
   call->advantages = output_arg(info.Env(), out.Get("advantages"), "out.advantages", n, DType::F32, device, as_handle);
   call->returns = output_arg(info.Env(), out.Get("returns"), "out.returns", n, DType::F32, device, as_handle);
-  require_disjoint(call->advantages, "out.advantages", call->returns, "out.returns");
-  const std::vector<std::pair<const TensorArg*, const char*>> inputs = {
-      {&call->rewards, "rewards"}, {&call->values, "values"}, {&call->cu_seqlens, "cuSeqlens"},
-      {call->action_mask ? &*call->action_mask : nullptr, "actionMask"},
-      {call->bootstrap ? &*call->bootstrap : nullptr, "bootstrap"}};
-  for (const auto& [input, input_name] : inputs) {
-    if (!input) continue;
-    require_disjoint(call->advantages, "out.advantages", *input, input_name);
-    require_disjoint(call->returns, "out.returns", *input, input_name);
-  }
+  require_outputs_disjoint(
+      {{&call->advantages, "out.advantages"}, {&call->returns, "out.returns"}},
+      {{&call->rewards, "rewards"}, {&call->values, "values"}, {&call->cu_seqlens, "cuSeqlens"},
+       {call->action_mask ? &*call->action_mask : nullptr, "actionMask"},
+       {call->bootstrap ? &*call->bootstrap : nullptr, "bootstrap"}});
   for (const TensorArg* arg : {&call->rewards, &call->values, &call->cu_seqlens, &call->advantages, &call->returns})
     call->hold(*arg);
   call->hold(call->action_mask);

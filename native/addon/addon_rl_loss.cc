@@ -48,18 +48,6 @@ void parse_aggregation(const Napi::Object& input, LossAggregation& mode, double&
   normalizer = number_option(input, "normalizer", 1.0, 0.0, kFloatMax, /*lo_inclusive=*/false);
 }
 
-// Outputs must not overlap any input (the kernels read inputs after writing outputs) or each other.
-void require_outputs_disjoint(const std::vector<std::pair<const TensorArg*, const char*>>& outputs,
-                              const std::vector<std::pair<const TensorArg*, const char*>>& inputs) {
-  for (size_t i = 0; i < outputs.size(); i++) {
-    if (!outputs[i].first) continue;
-    for (const auto& [input, input_name] : inputs)
-      if (input) require_disjoint(*outputs[i].first, outputs[i].second, *input, input_name);
-    for (size_t j = i + 1; j < outputs.size(); j++)
-      if (outputs[j].first) require_disjoint(*outputs[i].first, outputs[i].second, *outputs[j].first, outputs[j].second);
-  }
-}
-
 const TensorArg* ptr(const std::optional<TensorArg>& arg) { return arg ? &*arg : nullptr; }
 
 // ---- ppoLoss ------------------------------------------------------------------------------------

@@ -209,6 +209,16 @@ void require_disjoint(const TensorArg& out, const std::string& out_name, const T
                                (allow_identical ? " (only exactly the same buffer is allowed, for in place)" : ""));
 }
 
+void require_outputs_disjoint(const NamedArgs& outputs, const NamedArgs& inputs) {
+  for (size_t i = 0; i < outputs.size(); i++) {
+    if (!outputs[i].first) continue;
+    for (const auto& [input, input_name] : inputs)
+      if (input) require_disjoint(*outputs[i].first, outputs[i].second, *input, input_name);
+    for (size_t j = i + 1; j < outputs.size(); j++)
+      if (outputs[j].first) require_disjoint(*outputs[i].first, outputs[i].second, *outputs[j].first, outputs[j].second);
+  }
+}
+
 TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& name, int64_t length, DType dtype,
                      Device device, bool as_handle) {
   if (out.IsUndefined()) return new_output(env, length, dtype, device, as_handle);

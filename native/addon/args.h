@@ -60,6 +60,11 @@ std::vector<int64_t> parse_shape(const Napi::Value& value, const std::string& na
 void require_disjoint(const TensorArg& out, const std::string& out_name, const TensorArg& in,
                       const std::string& in_name, bool allow_identical = false);
 
+// require_disjoint for every output against every input and against the other outputs. Null entries
+// (absent optional arguments) are skipped.
+using NamedArgs = std::vector<std::pair<const TensorArg*, const char*>>;
+void require_outputs_disjoint(const NamedArgs& outputs, const NamedArgs& inputs);
+
 // The caller's `out` buffer for an output (f32[length] on `device`), or a fresh one (see new_output).
 TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& name, int64_t length, DType dtype,
                      Device device, bool as_handle);

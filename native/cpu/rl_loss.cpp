@@ -7,8 +7,8 @@
 //      without a mask), then one weight per sequence. token-mean and the two seq-mean-token-sum modes give
 //      every active sequence the same weight, so the main pass can ignore sequence boundaries for them.
 //   2. The fused pass over fixed 4096-token chunks, in parallel. A chunk walks the sequence segments it
-//      overlaps (one segment unless the weights differ per sequence) and, per token, computes the loss
-//      term, its gradient and the stats, in 8 SIMD lanes of f32 flushed into f64 every 64 tokens. Chunk
+//      overlaps (one segment unless the weights differ per sequence) and, per 64-token block, computes
+//      each token's loss term, gradient and stats, then folds the stats in 8 f32 lanes into f64. Chunk
 //      partials merge in chunk order, so the result is bitwise the same for any thread count.
 //
 // Napkin math, PPO at N = 65,536 (B=64, T=1024), no ref/entropy: read logp, old_logp, advantages (12 B)

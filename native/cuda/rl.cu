@@ -77,6 +77,7 @@
 #include "check.cuh"
 #include "gae_scan.cuh"
 #include "launch.cuh"
+#include "scratch.cuh"
 #include "warp.cuh"
 
 namespace talaria {
@@ -522,27 +523,6 @@ __global__ void __launch_bounds__(kWhitenThreads) whiten_apply_kernel(const floa
 }
 
 // =================================================================================== host side ====
-
-// Per-call device scratch. release() frees it and checks the result. The destructor only runs on an
-// error path. There it frees without throwing, so the error already in flight is the one reported.
-class DeviceScratch {
- public:
-  explicit DeviceScratch(size_t bytes) { TALARIA_CUDA_CHECK(cudaMalloc(&ptr_, bytes)); }
-  ~DeviceScratch() {
-    if (ptr_ != nullptr && cudaFree(ptr_) != cudaSuccess) (void)cudaGetLastError();
-  }
-  DeviceScratch(const DeviceScratch&) = delete;
-  DeviceScratch& operator=(const DeviceScratch&) = delete;
-  char* bytes() const { return static_cast<char*>(ptr_); }
-  void release() {
-    void* ptr = ptr_;
-    ptr_ = nullptr;
-    TALARIA_CUDA_CHECK(cudaFree(ptr));
-  }
-
- private:
-  void* ptr_ = nullptr;
-};
 
 // Dynamic shared memory above 48 KiB needs cudaFuncSetAttribute; stay below it.
 static_assert(sizeof(GaeStage<kBlockThreads>) <= 48 * 1024, "block stage exceeds the default smem limit");

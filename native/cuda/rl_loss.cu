@@ -57,6 +57,7 @@
 #include "../core/kernels/rl_loss.h"
 #include "check.cuh"
 #include "launch.cuh"
+#include "scratch.cuh"
 #include "reduce.cuh"
 #include "warp.cuh"
 
@@ -375,27 +376,6 @@ struct ValueLoss {
 };
 
 // ---- host side ----------------------------------------------------------------------------------------------
-
-// Per-call device scratch, as in rl.cu: release() frees it and checks the result; the destructor only runs
-// on an error path, where it frees without throwing so the error already in flight is the one reported.
-class DeviceScratch {
- public:
-  explicit DeviceScratch(size_t bytes) { TALARIA_CUDA_CHECK(cudaMalloc(&ptr_, bytes)); }
-  ~DeviceScratch() {
-    if (ptr_ != nullptr && cudaFree(ptr_) != cudaSuccess) (void)cudaGetLastError();
-  }
-  DeviceScratch(const DeviceScratch&) = delete;
-  DeviceScratch& operator=(const DeviceScratch&) = delete;
-  char* bytes() const { return static_cast<char*>(ptr_); }
-  void release() {
-    void* ptr = ptr_;
-    ptr_ = nullptr;
-    TALARIA_CUDA_CHECK(cudaFree(ptr));
-  }
-
- private:
-  void* ptr_ = nullptr;
-};
 
 size_t align_up(size_t bytes) { return (bytes + 255) & ~size_t{255}; }
 

@@ -67,7 +67,7 @@ enum class LossAggregation : int32_t { TokenMean = 0, SeqMeanTokenMean = 1, SeqM
 // rounded once, so every backend uses the same f32 weight.
 TALARIA_HOST_DEVICE float aggregation_weight(LossAggregation mode, int64_t seq_action_tokens, int64_t action_tokens,
                                              int64_t active_seqs, double normalizer) {
-  if (seq_action_tokens == 0) return 0.0f;
+  if (seq_action_tokens == 0 || action_tokens == 0 || active_seqs == 0) return 0.0f;
   switch (mode) {
     case LossAggregation::TokenMean: return static_cast<float>(1.0 / static_cast<double>(action_tokens));
     case LossAggregation::SeqMeanTokenMean:
