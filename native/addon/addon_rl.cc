@@ -110,7 +110,7 @@ std::unique_ptr<KernelCall> prepare_whiten(const Napi::CallbackInfo& info) {
   WhitenArgs& a = call->args;
   a.shift_mean = boolean_option(options, "shiftMean", true);
   a.unbiased = boolean_option(options, "unbiased", true);
-  a.eps = static_cast<float>(number_option(options, "eps", 1e-8, 0.0, 1.0, /*lo_inclusive=*/false));
+  a.eps = float_option(options, "eps", 1e-8, 0.0, 1.0, /*lo_inclusive=*/false);
   call->out = output_arg(info.Env(), options.Get("out"), "out", n, DType::F32, device, call->x.from_handle);
   require_disjoint(call->out, "out", call->x, "x", /*allow_identical=*/true);
   if (call->mask) require_disjoint(call->out, "out", *call->mask, "mask");

@@ -45,7 +45,8 @@ void parse_aggregation(const Napi::Object& input, LossAggregation& mode, double&
   if (!wants_normalizer && has_normalizer)
     fail(ErrorCode::Range, "normalizer: only aggregation 'seq-mean-token-sum-norm' uses a normalizer; remove it or "
                            "set that aggregation");
-  normalizer = number_option(input, "normalizer", 1.0, 0.0, kFloatMax, /*lo_inclusive=*/false);
+  // The f32 token weight is 1 / (active sequences * normalizer): below 1/FLT_MAX it would overflow.
+  normalizer = number_option(input, "normalizer", 1.0, 1.0 / FLT_MAX, kFloatMax);
 }
 
 const TensorArg* ptr(const std::optional<TensorArg>& arg) { return arg ? &*arg : nullptr; }
@@ -104,16 +105,16 @@ std::unique_ptr<KernelCall> prepare_ppo_loss(const Napi::CallbackInfo& info) {
   call->entropy = optional_token_input(input, "entropy", n, device, DType::F32, "logp");
 
   PpoLossArgs& a = call->args;
-  a.clip_low = static_cast<float>(number_option(input, "clipLow", 0.2, 0.0, 1.0, false, false));
-  a.clip_high = static_cast<float>(number_option(input, "clipHigh", a.clip_low, 0.0, kFloatMax, false));
-  a.dual_clip = static_cast<float>(number_option(input, "dualClip", 0.0, 1.0, kFloatMax, false));
-  a.kl_coef = static_cast<float>(number_option(input, "klCoef", 0.0, 0.0, kFloatMax));
+  a.clip_low = float_option(input, "clipLow", 0.2, 0.0, 1.0, false, false);
+  a.clip_high = float_option(input, "clipHigh", a.clip_low, 0.0, kFloatMax, false);
+  a.dual_clip = float_option(input, "dualClip", 0.0, 1.0, kFloatMax, false);
+  a.kl_coef = float_option(input, "klCoef", 0.0, 0.0, kFloatMax);
   a.kl_estimator = static_cast<KlEstimator>(enum_option(input, "klEstimator", static_cast<int>(KlEstimator::K3),
                                                         {{"k1", static_cast<int>(KlEstimator::K1)},
                                                          {"k2", static_cast<int>(KlEstimator::K2)},
                                                          {"k3", static_cast<int>(KlEstimator::K3)}}));
-  a.kl_clamp = static_cast<float>(number_option(input, "klClamp", 10.0, 0.0, INFINITY, false));
-  a.entropy_coef = static_cast<float>(number_option(input, "entropyCoef", 0.0, 0.0, kFloatMax));
+  a.kl_clamp = float_option(input, "klClamp", 10.0, 0.0, INFINITY, false);
+  a.entropy_coef = float_option(input, "entropyCoef", 0.0, 0.0, kFloatMax);
   if (a.kl_coef > 0 && !call->ref_logp)
     fail(ErrorCode::Range, "klCoef: a KL penalty needs refLogp (the reference policy's log-probs), got klCoef = " +
                                std::to_string(a.kl_coef) + " and no refLogp");
@@ -203,7 +204,7 @@ std::unique_ptr<KernelCall> prepare_value_loss(const Napi::CallbackInfo& info) {
     }
   }
   ValueLossArgs& a = call->args;
-  a.clip_range = static_cast<float>(number_option(input, "clipRange", 0.2, 0.0, INFINITY, false));
+  a.clip_range = float_option(input, "clipRange", 0.2, 0.0, INFINITY, false);
   parse_aggregation(input, a.aggregation, a.normalizer);
 
   Napi::Object out = options_object(input.Get("out"), "out", {"dValues"});

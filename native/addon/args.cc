@@ -95,20 +95,48 @@ Napi::Object options_object(const Napi::Value& value, const std::string& name,
   return options;
 }
 
-double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
-                     bool lo_inclusive, bool hi_inclusive) {
-  Napi::Value value = options.Get(key);
-  if (value.IsUndefined()) return fallback;
-  if (!value.IsNumber()) fail(ErrorCode::DType, std::string(key) + ": expected a number, got " + describe(value));
-  double x = value.As<Napi::Number>().DoubleValue();
+namespace {
+
+// Throws RANGE unless `x` lies in the interval; `given` is the caller's value, for the message, and `note`
+// says what happened to it on the way to `x` (empty when nothing did).
+void require_in_interval(const Napi::Object& options, const char* key, double x, const Napi::Value& given, double lo,
+                         double hi, bool lo_inclusive, bool hi_inclusive, const std::string& note) {
   const bool above_lo = lo_inclusive ? x >= lo : x > lo;
   const bool below_hi = hi_inclusive ? x <= hi : x < hi;
-  if (!(above_lo && below_hi))  // written so that NaN fails
-    fail(ErrorCode::Range, std::string(key) + ": expected a number in " + (lo_inclusive ? "[" : "(") +
-                               Napi::Number::New(options.Env(), lo).ToString().Utf8Value() + ", " +
-                               Napi::Number::New(options.Env(), hi).ToString().Utf8Value() + (hi_inclusive ? "], got " : "), got ") +
-                               value.ToString().Utf8Value());
+  if (above_lo && below_hi) return;  // written so that NaN fails
+  auto show = [&](double v) { return Napi::Number::New(options.Env(), v).ToString().Utf8Value(); };
+  fail(ErrorCode::Range, std::string(key) + ": expected a number in " + (lo_inclusive ? "[" : "(") + show(lo) + ", " +
+                             show(hi) + (hi_inclusive ? "]" : ")") + note + ", got " + given.ToString().Utf8Value() +
+                             (note.empty() ? "" : " (" + show(x) + " in f32)"));
+}
+
+Napi::Value number_value(const Napi::Object& options, const char* key) {
+  Napi::Value value = options.Get(key);
+  if (!value.IsUndefined() && !value.IsNumber())
+    fail(ErrorCode::DType, std::string(key) + ": expected a number, got " + describe(value));
+  return value;
+}
+
+}  // namespace
+
+double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
+                     bool lo_inclusive, bool hi_inclusive) {
+  Napi::Value value = number_value(options, key);
+  if (value.IsUndefined()) return fallback;
+  const double x = value.As<Napi::Number>().DoubleValue();
+  require_in_interval(options, key, x, value, lo, hi, lo_inclusive, hi_inclusive, "");
   return x;
+}
+
+float float_option(const Napi::Object& options, const char* key, float fallback, double lo, double hi,
+                   bool lo_inclusive, bool hi_inclusive) {
+  Napi::Value value = number_value(options, key);
+  if (value.IsUndefined()) return fallback;
+  const double x = value.As<Napi::Number>().DoubleValue();
+  require_in_interval(options, key, x, value, lo, hi, lo_inclusive, hi_inclusive, "");
+  const float rounded = static_cast<float>(x);
+  require_in_interval(options, key, rounded, value, lo, hi, lo_inclusive, hi_inclusive, " after rounding to f32");
+  return rounded;
 }
 
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback) {

@@ -46,6 +46,10 @@ Napi::Object options_object(const Napi::Value& value, const std::string& name,
                             std::initializer_list<const char*> known_keys);
 double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
                      bool lo_inclusive = true, bool hi_inclusive = true);
+// A hyperparameter the kernels take as f32: the range is checked again after rounding, because values
+// legal in f64 can leave it (1 - 1e-9 rounds to 1, 1e-50 to 0, 1e39 to inf).
+float float_option(const Napi::Object& options, const char* key, float fallback, double lo, double hi,
+                   bool lo_inclusive = true, bool hi_inclusive = true);
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback);
 // A string option that must be one of `choices` (name -> value); undefined gives `fallback`.
 int enum_option(const Napi::Object& options, const char* key, int fallback,

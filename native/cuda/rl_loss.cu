@@ -7,8 +7,8 @@
 // The weight of a token's loss needs batch-wide counts (action tokens, active sequences) before any
 // gradient can be written, so the aggregation plan comes first:
 //   1. action_counts_kernel (only with a mask; without one a sequence's count is its length): tiles of
-//      2048 tokens. Each warp ballots 8 x 32 mask bytes, warp 0 scans the 64 popcounts, and then the
-//      action tokens of any range of the tile are two lookups. One thread per sequence overlapping the
+//      2048 tokens, at most 1024 blocks looping over them. Each warp ballots 8 x 32 mask bytes, warp 0
+//      scans the 64 popcounts, and then the action tokens of any range of the tile are two lookups. One thread per sequence overlapping the
 //      tile adds its share to counts[b] with an integer atomicAdd: integer sums are exact, so the result
 //      does not depend on the order, and a long sequence costs one atomic per tile, not one per token.
 //      A warp per sequence would be simpler but leaves one warp to walk a 32k-token response alone.
@@ -19,15 +19,16 @@
 //   3. loss_tokens_kernel<Loss>: a fixed partition of [0, N) into tiles of 2048 tokens, at most 1024
 //      blocks, each taking tiles blockIdx.x, + gridDim.x, ... Thread i owns tokens i, i + 256, ... of a
 //      tile (coalesced). It loads its 8 tokens, then computes each one's loss term, gradient and stats.
-//      Non-action tokens get gradient 0 by a select, so a NaN in a masked token cannot leak. The 8 stats
-//      are summed in f32, added to per-thread f64 sums, and block_reduce writes one partial per block.
+//      Non-action tokens get gradient 0 by a select, so a NaN in a masked token cannot leak. A thread's
+//      stats over its 8 tokens are summed in f32, then added to its f64 sums; block_reduce writes one
+//      partial per block.
 //      In seq-mean-token-mean the weight needs the token's sequence: a binary search of cu_seqlens,
 //      narrowed to the sequences that overlap the tile (0-1 steps for long sequences).
 //   4. reduce_partials_kernel folds the partials in index order; one cudaMemcpy brings the plan's
 //      counts and the totals to the host, which turns them into means as the CPU does.
 // The partition depends only on N and every combine has a fixed order, so results are bitwise
 // reproducible run to run and GPU to GPU. Scratch (counts, weights, partials, result) is one cudaMalloc
-// per call, ~8 B per sequence + 80 B per block; cudaMalloc/cudaFree cost tens of microseconds and
+// per call, 8 B per sequence + 72 B per block at most; cudaMalloc/cudaFree cost tens of microseconds and
 // cudaFree synchronises, which is acceptable next to a training step. A pool would remove it.
 //
 // ---- Napkin math ---------------------------------------------------------------------------------------
@@ -36,10 +37,13 @@
 // at the least and 30 B with everything. Compute is ~40 flops per token (two expf with ref/k3): about
 // 2 flop/B against an A100's 13 flop/B balance, so the main pass is bandwidth-bound. Value loss: 12 B in,
 // 4 B out, 1-2 B of mask, ~10 flops. f64 work is one add per stat per 8 tokens, so consumer GPUs' 1/64
-// f64 rate does not bind either.
+// f64 rate does not bind either. The PPO pass takes ~95 registers (2 blocks of 256 per SM); with a
+// thread's 8 tokens loaded before use that is ~50 KB in flight per SM, several times what an A100's
+// ~1.5 TB/s x ~600 ns needs per SM, so occupancy does not limit the bandwidth.
 //   B=64, T=1024 (N=65,536): 1.2-2 MB, ~1 us of traffic at 1.5 TB/s; the 3-4 launches, the memset and the
 //     copy back (~3 us each) dominate: the call is latency-bound, like every loss at this size.
 //   B=32, T=32,768 (N=1M): 18-30 MB, 12-20 us of traffic in 512 tiles; one atomic per tile on counts[b].
+//     Beyond 2M tokens each of the 1024 blocks loops over tiles: 4-5 waves on an A100 or H100.
 //   B=4096 short sequences: the plan block reads 16 KB of counts; the per-sequence search is ~3 steps.
 //
 // ---- Precision -------------------------------------------------------------------------------------------
@@ -69,8 +73,9 @@ constexpr int kThreads = 256;
 constexpr int kItems = 8;                         // tokens per thread per tile
 constexpr int64_t kTile = kThreads * kItems;      // 2048
 constexpr int kTileWords = kTile / kWarpSize;     // 64 ballots per tile
-constexpr int64_t kMaxPartials = 1024;            // blocks of the main pass: a function of N only
-constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;
+// Grid cap of the tiled passes: >= 4 waves of 2 blocks per SM on an A100 or H100, and for the main pass
+// the number of partials, so it is a function of N only.
+constexpr int64_t kMaxBlocks = 1024;
 
 // What the plan kernel leaves for the main pass and the host.
 struct LossPlan {
@@ -400,10 +405,10 @@ LossTotals<Loss> run_loss(int device, const typename Loss::Params& params, const
   }
   TALARIA_CUDA_CHECK(cudaSetDevice(device));
   const int64_t num_tiles = ceil_div(num_tokens, kTile);
-  const int64_t num_partials = num_tiles < kMaxPartials ? num_tiles : kMaxPartials;
+  const int64_t num_blocks = num_tiles < kMaxBlocks ? num_tiles : kMaxBlocks;  // = partials
   const bool per_seq = mode == LossAggregation::SeqMeanTokenMean;
   const size_t totals_bytes = align_up(sizeof(LossTotals<Loss>));
-  const size_t partials_bytes = align_up(static_cast<size_t>(num_partials) * sizeof(Partial));
+  const size_t partials_bytes = align_up(static_cast<size_t>(num_blocks) * sizeof(Partial));
   const size_t counts_bytes = action_mask != nullptr ? align_up(static_cast<size_t>(num_seqs) * sizeof(int32_t)) : 0;
   const size_t weights_bytes = per_seq ? static_cast<size_t>(num_seqs) * sizeof(float) : 0;
   DeviceScratch scratch(totals_bytes + partials_bytes + counts_bytes + weights_bytes);
@@ -417,18 +422,17 @@ LossTotals<Loss> run_loss(int device, const typename Loss::Params& params, const
   TokenLayout layout{cu_seqlens, action_mask, num_tokens, num_seqs, num_tiles, &totals->plan, seq_weight};
   if (counts != nullptr) {
     TALARIA_CUDA_CHECK(cudaMemsetAsync(counts, 0, static_cast<size_t>(num_seqs) * sizeof(int32_t), 0));
-    const int64_t grid = num_tiles < kMaxGridBlocks ? num_tiles : kMaxGridBlocks;
-    TALARIA_LAUNCH(static_cast<unsigned>(grid), kThreads, 0, 0, action_counts_kernel)(layout, counts);
+    TALARIA_LAUNCH(static_cast<unsigned>(num_blocks), kThreads, 0, 0, action_counts_kernel)(layout, counts);
     TALARIA_CUDA_CHECK_LAUNCH();
   }
   TALARIA_LAUNCH(1, kReduceThreads, 0, 0, loss_plan_kernel)(counts, cu_seqlens, num_seqs, mode, normalizer,
                                                              &totals->plan, seq_weight);
   TALARIA_CUDA_CHECK_LAUNCH();
-  TALARIA_LAUNCH(static_cast<unsigned>(num_partials), kThreads, 0, 0, loss_tokens_kernel<Loss>)(layout, params,
+  TALARIA_LAUNCH(static_cast<unsigned>(num_blocks), kThreads, 0, 0, loss_tokens_kernel<Loss>)(layout, params,
                                                                                                  partials);
   TALARIA_CUDA_CHECK_LAUNCH();
   TALARIA_LAUNCH(1, kReduceThreads, 0, 0, reduce_partials_kernel<Partial, typename Loss::Combine>)(
-      partials, num_partials, &totals->sums);
+      partials, num_blocks, &totals->sums);
   TALARIA_CUDA_CHECK_LAUNCH();
   // Synchronous on the default stream: it waits for the kernels above, and surfaces their faults.
   TALARIA_CUDA_CHECK(cudaMemcpy(&out, totals, sizeof(out), cudaMemcpyDeviceToHost));

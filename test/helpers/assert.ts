@@ -1,7 +1,7 @@
 // Assertions shared by the suites: closeness to the float64 reference, bitwise equality, and the
 // TalariaError contract (class, exact code, and a message that names the argument).
 import { expect } from 'vitest';
-import { type ErrorCode, TalariaError } from '../../lib/index.js';
+import { type ErrorCode, TalariaError, Tensor } from '../../lib/index.js';
 
 export type TalariaCode = ErrorCode;
 
@@ -110,4 +110,42 @@ export function snapshotInputs(record: object): () => void {
       expectBitwiseEqual(value as ArrayBufferView, copy);
     }
   };
+}
+
+/**
+ * |got[i] - ref[i]| <= rel * scale[i] for every i not marked in `skip`: a per-element error scale (such as
+ * the sum of the magnitudes an f32 kernel rounds) stays meaningful under cancellation; scale 0 demands
+ * exact equality.
+ */
+export function expectWithinScales(got: ArrayLike<number>, ref: ArrayLike<number>, rel: number, scale: ArrayLike<number>,
+  skip?: ArrayLike<number>): void {
+  expect(got.length, 'output length').toBe(ref.length);
+  const failures: string[] = [];
+  let count = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (skip?.[i]) continue;
+    const bound = rel * scale[i];
+    if (!(Math.abs(got[i] - ref[i]) <= bound)) {
+      count++;
+      if (failures.length < 5) failures.push(`[${i}] got ${got[i]}, reference ${ref[i]}, bound ${bound}`);
+    }
+  }
+  expect(failures, `${count} of ${ref.length} elements outside the tolerance`).toEqual([]);
+}
+
+/** One number against its reference: |got - want| <= bound. */
+export function expectWithin(got: number, want: number, bound: number, what: string): void {
+  expect(Math.abs(got - want), `${what}: got ${got}, reference ${want}, bound ${bound}`).toBeLessThanOrEqual(bound);
+}
+
+/** A kernel's f32[n] output: a Float32Array when `device` is null (typed-array call), else a Tensor there. */
+export function expectF32Output(x: unknown, n: number, device: string | null): void {
+  if (device === null) {
+    expect(x).toBeInstanceOf(Float32Array);
+    expect((x as Float32Array).length).toBe(n);
+    return;
+  }
+  expect(x).toBeInstanceOf(Tensor);
+  const tensor = x as Tensor;
+  expect([tensor.device, tensor.dtype, tensor.shape]).toEqual([device, 'f32', [n]]);
 }

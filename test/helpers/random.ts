@@ -156,3 +156,34 @@ export function randomOfDtype(rng: Rng, dtype: DType, n: number): Float32Array |
       return Uint8Array.from({ length: n }, () => rng.int(0, 255));
   }
 }
+
+/** The MaskKind layouts, plus 'prompt-response-padding': prompt (0), response (1), trailing padding (0). */
+export type ActionMaskKind = MaskKind | 'prompt-response-padding';
+
+/** An action mask of the given layout for a packed batch; in 'prompt-response-padding' any part may be empty. */
+export function randomActionMask(rng: Rng, kind: ActionMaskKind, cuSeqlens: Int32Array): Uint8Array | undefined {
+  if (kind !== 'prompt-response-padding') return actionMaskFor(rng, kind, cuSeqlens);
+  const mask = new Uint8Array(cuSeqlens[cuSeqlens.length - 1]);
+  for (let b = 0; b + 1 < cuSeqlens.length; b++) {
+    const responseStart = rng.int(cuSeqlens[b], cuSeqlens[b + 1]);
+    mask.fill(1, responseStart, rng.int(responseStart, cuSeqlens[b + 1]));
+  }
+  return mask;
+}
+
+/** The f32 next to x on the side away from zero (one ulp farther out). */
+export function f32AwayFromZero(x: number): number {
+  const a = new Float32Array([x]);
+  new Int32Array(a.buffer)[0] += 1;
+  return a[0];
+}
+
+/** f32 values (a, b), a random in [lo, hi), whose f32 difference b - a is exactly `difference` (an f32). */
+export function f32PairWithDifference(rng: Rng, difference: number, lo = -1, hi = 0.25): [number, number] {
+  for (let attempt = 0; attempt < 100_000; attempt++) {
+    const a = Math.fround(rng.uniform(lo, hi));
+    for (const b of [Math.fround(a + difference), f32AwayFromZero(Math.fround(a + difference))])
+      if (Math.fround(b - a) === difference) return [a, b];
+  }
+  throw new Error(`no f32 pair in [${lo}, ${hi}) has the difference ${difference}`);
+}

@@ -14,7 +14,8 @@
 //   |d_logp cuda - cpu| <= 2e-6 * |w| (|A| r + kl_coef * |d kl/d logp| terms)   (~16 ulp of the terms)
 // and sums differ by summation order too: |loss cuda - cpu| <= 4e-6 * sum_t |w| (|pg| + kl_coef |kl| +
 // entropy_coef |H|), and likewise for every mean. k3 estimates within 1e-5 of kl_clamp may clamp on one
-// backend only; their gradients are not compared.
+// backend only; their gradients are not compared. Under the emulator (libm's expf) the largest difference
+// seen was 0.14 of its bound; a GPU's expf adds up to 2 ulp, which the bounds leave room for.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -166,9 +167,8 @@ std::vector<int32_t> short_lengths(Rng& rng) {
 }
 
 std::vector<int32_t> long_lengths(Rng& rng) {
-  std::vector<int32_t> l = {9000, 1, 0, 12289};
+  std::vector<int32_t> l = {8200, 1, 0, 9001};  // 9 tiles: emulated blocks are what the sanitizers pay for
   for (int32_t x : random_lengths(20, 0, 50, rng)) l.push_back(x);
-  l.push_back(8193);
   return l;
 }
 
@@ -315,44 +315,44 @@ void check_ppo_parity(const PpoConfig& c, const LossData& d) {
   CHECK(bad == 0);
 }
 
+// Every combination of the per-token options; the aggregation mode (which only sets the weights) rotates
+// so that each estimator meets each mode. Then no KL term, with and without a mask, in every mode.
 TEST(ppo_loss_cuda_matches_cpu_every_option) {
   if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
   Rng rng(101);
   const LossData d = make_data(short_lengths(rng), rng);
   int runs = 0;
-  for (LossAggregation mode : kModes) {
-    for (KlEstimator est : kEstimators)
-      for (float clamp : {INFINITY, kKlClampFinite})
-        for (float dual : {0.0f, kDualClip})
-          for (bool entropy : {false, true}) {
-            PpoConfig c;
-            c.mode = mode, c.estimator = est, c.kl_clamp = clamp, c.dual_clip = dual, c.entropy = entropy;
-            check_ppo_parity(c, d);
-            runs++;
-          }
-    for (bool mask : {false, true})  // no KL term at all, and no mask
-      for (float dual : {0.0f, kDualClip}) {
-        PpoConfig c;
-        c.mode = mode, c.mask = mask, c.ref = false, c.entropy = !mask, c.dual_clip = dual;
-        check_ppo_parity(c, d);
-        runs++;
-      }
-  }
-  CHECK(runs == 4 * (24 + 4));
+  for (KlEstimator est : kEstimators)
+    for (float clamp : {INFINITY, kKlClampFinite})
+      for (float dual : {0.0f, kDualClip})
+        for (bool entropy : {false, true}) {
+          PpoConfig c;
+          c.mode = kModes[(runs + runs / 8) % 4];
+          c.estimator = est, c.kl_clamp = clamp, c.dual_clip = dual, c.entropy = entropy;
+          check_ppo_parity(c, d);
+          runs++;
+        }
+  for (LossAggregation mode : kModes)
+    for (bool mask : {false, true}) {
+      PpoConfig c;
+      c.mode = mode, c.mask = mask, c.ref = false, c.entropy = !mask, c.dual_clip = mask ? kDualClip : 0.0f;
+      check_ppo_parity(c, d);
+      runs++;
+    }
+  CHECK(runs == 24 + 8);
 }
 
 TEST(ppo_loss_cuda_matches_cpu_long_sequences) {
   if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
   Rng rng(103);
   const LossData d = make_data(long_lengths(rng), rng);
-  for (LossAggregation mode : kModes)
-    for (KlEstimator est : kEstimators)
-      for (bool mask : {false, true}) {
-        PpoConfig c;
-        c.mode = mode, c.estimator = est, c.mask = mask, c.dual_clip = kDualClip;
-        c.kl_clamp = est == KlEstimator::K2 ? kKlClampFinite : INFINITY;
-        check_ppo_parity(c, d);
-      }
+  for (int m = 0; m < 4; m++)
+    for (int e = 0; e < 3; e++) {
+      PpoConfig c;
+      c.mode = kModes[m], c.estimator = kEstimators[e], c.mask = (m + e) % 2 == 0, c.dual_clip = kDualClip;
+      c.kl_clamp = e == 1 ? kKlClampFinite : INFINITY;
+      check_ppo_parity(c, d);
+    }
 }
 
 // Sizes around the 2048-token tile: 1, odd, prime, exact multiples, all masked, no tokens at all.
@@ -363,10 +363,11 @@ TEST(ppo_loss_cuda_matches_cpu_edge_sizes) {
                                                       {2049}, {4099},    {1021, 0, 1031}, {0, 0, 0}};
   for (const auto& lengths : packings) {
     LossData d = make_data(lengths, rng);
-    for (LossAggregation mode : kModes) {
+    for (int m = 0; m < 4; m++) {
       PpoConfig c;
-      c.mode = mode, c.dual_clip = kDualClip;
+      c.mode = kModes[m], c.dual_clip = kDualClip;
       check_ppo_parity(c, d);
+      if (d.n() == 0 || m % 2 == 1) continue;
       const std::vector<uint8_t> keep = d.mask;
       d.mask.assign(d.n(), 0);  // nothing is an action: loss 0, gradients 0
       check_ppo_parity(c, d);
@@ -466,39 +467,41 @@ TEST(value_loss_cuda_matches_cpu) {
   if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
   Rng rng(127);
   const LossData short_data = make_data(short_lengths(rng), rng), long_data = make_data(long_lengths(rng), rng);
+  int run = 0;
   for (const LossData* d : {&short_data, &long_data})
     for (LossAggregation mode : kModes)
-      for (float clip : {0.2f, 0.05f, INFINITY})
-        for (bool mask : {false, true})
-          for (bool packed : {false, true}) {
-            const ValueRun cpu = run_value(*d, mask, packed, clip, mode, Device::cpu());
-            const ValueRun gpu = run_value(*d, mask, packed, clip, mode, Device::cuda(0));
-            LossData one = *d;
-            if (!packed) one.lengths = {static_cast<int32_t>(d->n())}, one.cu = {0, static_cast<int32_t>(d->n())};
-            const std::vector<float> w = token_weights(one, mask, mode);
-            double scale = 0.0;  // sum of |w| * the loss term, in f64
-            for (size_t t = 0; t < d->n(); t++) {
-              const double v = d->values[t], old = d->old_values[t], ret = d->returns[t];
-              const double vc = std::fmin(std::fmax(v, old - clip), old + clip);
-              scale += std::fabs(w[t]) * 0.5 * std::fmax((v - ret) * (v - ret), (vc - ret) * (vc - ret));
-            }
-            int bad = 0;
-            for (size_t t = 0; t < d->n(); t++)
-              if (gpu.d_values[t] != cpu.d_values[t] && bad++ < 3)
-                std::printf("  value mode %d clip %g mask %d packed %d: d_values[%zu] cuda %.9g cpu %.9g\n",
-                            static_cast<int>(mode), clip, mask, packed, t, gpu.d_values[t], cpu.d_values[t]);
-            CHECK(bad == 0);
-            CHECK(gpu.stats.action_tokens == cpu.stats.action_tokens && gpu.stats.active_seqs == cpu.stats.active_seqs);
-            CHECK(gpu.stats.clip_frac == cpu.stats.clip_frac);
-            CHECK(close(gpu.stats.loss, cpu.stats.loss, 4e-6 * scale));
-            if (clip == 0.05f) CHECK(cpu.stats.clip_frac > 0.0);
-            if (std::isinf(clip)) CHECK(cpu.stats.clip_frac == 0.0);
-          }
+      for (float clip : {0.2f, 0.05f, INFINITY}) {
+        // (mask, packed) cycles through its 4 settings, out of step with the 3 clip ranges.
+        const bool mask = run % 2 == 0, packed = run % 4 < 2;
+        run++;
+        const ValueRun cpu = run_value(*d, mask, packed, clip, mode, Device::cpu());
+        const ValueRun gpu = run_value(*d, mask, packed, clip, mode, Device::cuda(0));
+        LossData one = *d;
+        if (!packed) one.lengths = {static_cast<int32_t>(d->n())}, one.cu = {0, static_cast<int32_t>(d->n())};
+        const std::vector<float> w = token_weights(one, mask, mode);
+        double scale = 0.0;  // sum of |w| * the loss term, in f64
+        for (size_t t = 0; t < d->n(); t++) {
+          const double v = d->values[t], old = d->old_values[t], ret = d->returns[t];
+          const double vc = std::fmin(std::fmax(v, old - clip), old + clip);
+          scale += std::fabs(w[t]) * 0.5 * std::fmax((v - ret) * (v - ret), (vc - ret) * (vc - ret));
+        }
+        int bad = 0;
+        for (size_t t = 0; t < d->n(); t++)
+          if (gpu.d_values[t] != cpu.d_values[t] && bad++ < 3)
+            std::printf("  value mode %d clip %g mask %d packed %d: d_values[%zu] cuda %.9g cpu %.9g\n",
+                        static_cast<int>(mode), clip, mask, packed, t, gpu.d_values[t], cpu.d_values[t]);
+        CHECK(bad == 0);
+        CHECK(gpu.stats.action_tokens == cpu.stats.action_tokens && gpu.stats.active_seqs == cpu.stats.active_seqs);
+        CHECK(gpu.stats.clip_frac == cpu.stats.clip_frac);
+        CHECK(close(gpu.stats.loss, cpu.stats.loss, 4e-6 * scale));
+        if (clip == 0.05f) CHECK(cpu.stats.clip_frac > 0.0);
+        if (std::isinf(clip)) CHECK(cpu.stats.clip_frac == 0.0);
+      }
 }
 
-// More tiles than the main pass has blocks (1024 x 2048 tokens), so blocks loop over tiles; the pass is
-// shared by both losses, and the value loss is the cheaper one to emulate. Plain data: this is about
-// coverage of the tokens, not about numerics.
+// More tiles than the tiled passes have blocks (1024 x 2048 tokens), so blocks loop over tiles. Those
+// loops are shared by both losses, and the value loss is the cheaper one to emulate. Plain data: this is
+// about covering every token, not about numerics.
 TEST(value_loss_cuda_matches_cpu_more_tiles_than_blocks) {
   if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
   Rng rng(137);
