@@ -12,3 +12,12 @@ export { ppoLoss, ppoLossAsync, valueLoss, valueLossAsync } from './ops/rl-loss.
 export type {
   KlEstimator, LossAggregation, PpoLossInput, PpoLossOutput, PpoLossStats, ValueLossInput, ValueLossOutput,
 } from './ops/rl-loss.js';
+export {
+  groupAdvantages, groupAdvantagesAsync, RewardNormalizer, shapeRewards, shapeRewardsAsync,
+} from './ops/rewards.js';
+export type {
+  GroupAdvantagesInput, GroupAdvantagesOutput, GroupEstimator, RewardNormalizerOptions, RewardNormalizerState,
+  ShapeRewardsInput, ShapeRewardsOutput, ShapeRewardsStats,
+} from './ops/rewards.js';
+export { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync } from './ops/preference.js';
+export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput } from './ops/preference.js';

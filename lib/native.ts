@@ -98,6 +98,14 @@ export interface NativeAddon {
   ppoLossAsync: NativeAsyncKernel;
   valueLoss: NativeKernel;
   valueLossAsync: NativeAsyncKernel;
+  shapeRewards: NativeKernel;
+  shapeRewardsAsync: NativeAsyncKernel;
+  groupAdvantages: NativeKernel;
+  groupAdvantagesAsync: NativeAsyncKernel;
+  dpoLoss: NativeKernel;
+  dpoLossAsync: NativeAsyncKernel;
+  rankingLoss: NativeKernel;
+  rankingLossAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }

@@ -5,6 +5,8 @@
 #include "../core/simd.h"
 #include "../core/thread_pool.h"
 #include "addon_data.h"
+#include "addon_preference.h"
+#include "addon_rewards.h"
 #include "addon_rl.h"
 #include "addon_rl_loss.h"
 #include "addon_roofline.h"
@@ -64,6 +66,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, set_error_class, "setErrorClass"));
   export_rl(env, exports);
   export_rl_loss(env, exports);
+  export_rewards(env, exports);
+  export_preference(env, exports);
   export_roofline(env, exports);
   return exports;
 }

@@ -11,25 +11,6 @@
 namespace talaria::addon {
 namespace {
 
-constexpr double kFloatMax = FLT_MAX;  // hyperparameters become f32 in the kernels
-
-// A required f32[n] input on `device`.
-TensorArg token_input(const Napi::Object& input, const char* key, int64_t n, Device device, const char* like) {
-  TensorArg arg = tensor_arg(input.Get(key), key, DType::F32);
-  require_length(arg, key, n, std::string("one per token, like ") + like);
-  require_same_device(arg, key, device);
-  return arg;
-}
-std::optional<TensorArg> optional_token_input(const Napi::Object& input, const char* key, int64_t n, Device device,
-                                              DType dtype, const char* like) {
-  std::optional<TensorArg> arg = optional_tensor_arg(input.Get(key), key, dtype);
-  if (arg) {
-    require_length(*arg, key, n, std::string("one per token, like ") + like);
-    require_same_device(*arg, key, device);
-  }
-  return arg;
-}
-
 void parse_aggregation(const Napi::Object& input, LossAggregation& mode, double& normalizer) {
   mode = static_cast<LossAggregation>(enum_option(
       input, "aggregation", static_cast<int>(LossAggregation::TokenMean),
@@ -48,8 +29,6 @@ void parse_aggregation(const Napi::Object& input, LossAggregation& mode, double&
   // The f32 token weight is 1 / (active sequences * normalizer): below 1/FLT_MAX it would overflow.
   normalizer = number_option(input, "normalizer", 1.0, 1.0 / FLT_MAX, kFloatMax);
 }
-
-const TensorArg* ptr(const std::optional<TensorArg>& arg) { return arg ? &*arg : nullptr; }
 
 // ---- ppoLoss ------------------------------------------------------------------------------------
 
@@ -95,14 +74,14 @@ std::unique_ptr<KernelCall> prepare_ppo_loss(const Napi::CallbackInfo& info) {
   call->logp = tensor_arg(input.Get("logp"), "logp", DType::F32);
   const int64_t n = call->logp.tensor.numel();
   const Device device = call->logp.tensor.device();
-  call->old_logp = token_input(input, "oldLogp", n, device, "logp");
-  call->advantages = token_input(input, "advantages", n, device, "logp");
+  call->old_logp = input_arg(input, "oldLogp", DType::F32, n, device, "one per token, like logp");
+  call->advantages = input_arg(input, "advantages", DType::F32, n, device, "one per token, like logp");
   call->cu_seqlens = tensor_arg(input.Get("cuSeqlens"), "cuSeqlens", DType::I32);
   require_same_device(call->cu_seqlens, "cuSeqlens", device);
   call->cu_seqlens_host = checked_offsets(call->cu_seqlens, "cuSeqlens", n, "N (the number of tokens)");
-  call->action_mask = optional_token_input(input, "actionMask", n, device, DType::U8, "logp");
-  call->ref_logp = optional_token_input(input, "refLogp", n, device, DType::F32, "logp");
-  call->entropy = optional_token_input(input, "entropy", n, device, DType::F32, "logp");
+  call->action_mask = optional_input_arg(input, "actionMask", DType::U8, n, device, "one per token, like logp");
+  call->ref_logp = optional_input_arg(input, "refLogp", DType::F32, n, device, "one per token, like logp");
+  call->entropy = optional_input_arg(input, "entropy", DType::F32, n, device, "one per token, like logp");
 
   PpoLossArgs& a = call->args;
   a.clip_low = float_option(input, "clipLow", 0.2, 0.0, 1.0, false, false);
@@ -130,10 +109,10 @@ std::unique_ptr<KernelCall> prepare_ppo_loss(const Napi::CallbackInfo& info) {
     call->d_entropy = output_arg(info.Env(), out.Get("dEntropy"), "out.dEntropy", n, DType::F32, device, as_handle);
   else if (!out.Get("dEntropy").IsUndefined())
     fail(ErrorCode::Shape, "out.dEntropy: there is no entropy input to differentiate; pass entropy or drop out.dEntropy");
-  require_outputs_disjoint({{&call->d_logp, "out.dLogp"}, {ptr(call->d_entropy), "out.dEntropy"}},
+  require_outputs_disjoint({{&call->d_logp, "out.dLogp"}, {arg_ptr(call->d_entropy), "out.dEntropy"}},
                            {{&call->logp, "logp"}, {&call->old_logp, "oldLogp"}, {&call->advantages, "advantages"},
-                            {&call->cu_seqlens, "cuSeqlens"}, {ptr(call->action_mask), "actionMask"},
-                            {ptr(call->ref_logp), "refLogp"}, {ptr(call->entropy), "entropy"}});
+                            {&call->cu_seqlens, "cuSeqlens"}, {arg_ptr(call->action_mask), "actionMask"},
+                            {arg_ptr(call->ref_logp), "refLogp"}, {arg_ptr(call->entropy), "entropy"}});
   for (const TensorArg* arg : {&call->logp, &call->old_logp, &call->advantages, &call->cu_seqlens, &call->d_logp})
     call->hold(*arg);
   for (const auto* arg : {&call->action_mask, &call->ref_logp, &call->entropy, &call->d_entropy}) call->hold(*arg);
@@ -189,9 +168,9 @@ std::unique_ptr<KernelCall> prepare_value_loss(const Napi::CallbackInfo& info) {
   call->values = tensor_arg(input.Get("values"), "values", DType::F32);
   const int64_t n = call->values.tensor.numel();
   const Device device = call->values.tensor.device();
-  call->old_values = token_input(input, "oldValues", n, device, "values");
-  call->returns = token_input(input, "returns", n, device, "values");
-  call->action_mask = optional_token_input(input, "actionMask", n, device, DType::U8, "values");
+  call->old_values = input_arg(input, "oldValues", DType::F32, n, device, "one per token, like values");
+  call->returns = input_arg(input, "returns", DType::F32, n, device, "one per token, like values");
+  call->action_mask = optional_input_arg(input, "actionMask", DType::U8, n, device, "one per token, like values");
   call->cu_seqlens = optional_tensor_arg(input.Get("cuSeqlens"), "cuSeqlens", DType::I32);
   if (call->cu_seqlens) {
     require_same_device(*call->cu_seqlens, "cuSeqlens", device);
@@ -212,7 +191,7 @@ std::unique_ptr<KernelCall> prepare_value_loss(const Napi::CallbackInfo& info) {
                               call->values.from_handle);
   require_outputs_disjoint({{&call->d_values, "out.dValues"}},
                            {{&call->values, "values"}, {&call->old_values, "oldValues"}, {&call->returns, "returns"},
-                            {ptr(call->action_mask), "actionMask"}, {ptr(call->cu_seqlens), "cuSeqlens"}});
+                            {arg_ptr(call->action_mask), "actionMask"}, {arg_ptr(call->cu_seqlens), "cuSeqlens"}});
   for (const TensorArg* arg : {&call->values, &call->old_values, &call->returns, &call->d_values}) call->hold(*arg);
   call->hold(call->action_mask);
   call->hold(call->cu_seqlens);

@@ -95,6 +95,24 @@ Napi::Object options_object(const Napi::Value& value, const std::string& name,
   return options;
 }
 
+TensorArg input_arg(const Napi::Object& input, const char* key, DType dtype, int64_t length, Device device,
+                    const std::string& why) {
+  TensorArg arg = tensor_arg(input.Get(key), key, dtype);
+  require_length(arg, key, length, why);
+  require_same_device(arg, key, device);
+  return arg;
+}
+
+std::optional<TensorArg> optional_input_arg(const Napi::Object& input, const char* key, DType dtype, int64_t length,
+                                            Device device, const std::string& why) {
+  std::optional<TensorArg> arg = optional_tensor_arg(input.Get(key), key, dtype);
+  if (arg) {
+    require_length(*arg, key, length, why);
+    require_same_device(*arg, key, device);
+  }
+  return arg;
+}
+
 namespace {
 
 // Throws RANGE unless `x` lies in the interval; `given` is the caller's value, for the message, and `note`

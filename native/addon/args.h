@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <cfloat>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -33,12 +34,24 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
 // Same, but undefined (or null) gives std::nullopt.
 std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
 
+// A kernel input of `length` elements of `dtype` on `device`; `why` explains the length in the error.
+TensorArg input_arg(const Napi::Object& input, const char* key, DType dtype, int64_t length, Device device,
+                    const std::string& why);
+// Same, but an absent (undefined or null) key gives std::nullopt.
+std::optional<TensorArg> optional_input_arg(const Napi::Object& input, const char* key, DType dtype, int64_t length,
+                                            Device device, const std::string& why);
+// The argument or nullptr, for lists of optional arguments (require_outputs_disjoint).
+inline const TensorArg* arg_ptr(const std::optional<TensorArg>& arg) { return arg ? &*arg : nullptr; }
+
 // Length checks shared by kernels.
 void require_length(const TensorArg& arg, const std::string& name, int64_t expected, const std::string& why);
 void require_same_device(const TensorArg& arg, const std::string& name, Device device);
 
 // A persistent reference to `value`, shareable between copies of a TensorArg.
 std::shared_ptr<Napi::Reference<Napi::Value>> persistent(const Napi::Value& value);
+
+// Hyperparameters become f32 in the kernels.
+constexpr double kFloatMax = FLT_MAX;
 
 // Options objects. `options` may be undefined (all defaults). Unknown keys are rejected so that a typo
 // such as `lamda` cannot silently fall back to a default.

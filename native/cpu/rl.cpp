@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../core/kernels/rl.h"
+#include "../core/kernels/rl_math.h"
 #include "../core/simd.h"
 #include "../core/thread_pool.h"
 
@@ -71,25 +72,9 @@ TALARIA_SIMD_INLINE int gae_sequence_impl(const GaeArgs& g, int64_t seq) {
 TALARIA_SIMD_FUNCTION(int, gae_masked_sequence, gae_sequence_impl<true>, (const GaeArgs& g, int64_t seq), (g, seq))
 TALARIA_SIMD_FUNCTION(int, gae_dense_sequence, gae_sequence_impl<false>, (const GaeArgs& g, int64_t seq), (g, seq))
 
-struct Moments {
-  double count = 0, mean = 0, m2 = 0;
-};
-
-// Chan et al.'s pairwise update: exact merge of two partial (count, mean, M2) summaries.
-Moments merge(const Moments& a, const Moments& b) {
-  if (b.count == 0) return a;
-  if (a.count == 0) return b;
-  Moments out;
-  out.count = a.count + b.count;
-  const double delta = b.mean - a.mean;
-  out.mean = a.mean + delta * (b.count / out.count);
-  out.m2 = a.m2 + b.m2 + delta * delta * (a.count * b.count / out.count);
-  return out;
-}
-
 constexpr int kLanes = 8;  // fixed accumulation lanes: the order of additions is the same for every ISA
 
-TALARIA_SIMD_INLINE Moments chunk_moments_impl(const float* x, const uint8_t* mask, int64_t n) {
+TALARIA_SIMD_INLINE RunningMoments chunk_moments_impl(const float* x, const uint8_t* mask, int64_t n) {
   double sum[kLanes] = {}, count[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -103,7 +88,7 @@ TALARIA_SIMD_INLINE Moments chunk_moments_impl(const float* x, const uint8_t* ma
     sum[j] += on ? static_cast<double>(x[i]) : 0.0;
     count[j] += on ? 1.0 : 0.0;
   }
-  Moments m;
+  RunningMoments m{0.0, 0.0, 0.0};
   double total = 0;
   for (int j = 0; j < kLanes; j++) m.count += count[j], total += sum[j];
   if (m.count == 0) return m;
@@ -121,7 +106,7 @@ TALARIA_SIMD_INLINE Moments chunk_moments_impl(const float* x, const uint8_t* ma
   for (int j = 0; j < kLanes; j++) m.m2 += m2[j];
   return m;
 }
-TALARIA_SIMD_FUNCTION(Moments, chunk_moments, chunk_moments_impl,
+TALARIA_SIMD_FUNCTION(RunningMoments, chunk_moments, chunk_moments_impl,
                       (const float* x, const uint8_t* mask, int64_t n), (x, mask, n))
 
 TALARIA_SIMD_INLINE int whiten_write_impl(const float* x, const uint8_t* mask, int64_t n, float mean,
@@ -158,15 +143,15 @@ void gae_advantages(const GaeArgs& a) {
 void whiten(const WhitenArgs& a) {
   if (a.n == 0) return;
   const int64_t num_chunks = (a.n + kWhitenChunk - 1) / kWhitenChunk;
-  std::vector<Moments> partial(num_chunks);
+  std::vector<RunningMoments> partial(num_chunks);
   parallel_for(0, num_chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; c++) {
       const int64_t begin = c * kWhitenChunk, len = std::min(kWhitenChunk, a.n - begin);
       partial[c] = chunk_moments(a.x + begin, a.mask ? a.mask + begin : nullptr, len);
     }
   });
-  Moments total;
-  for (const Moments& m : partial) total = merge(total, m);
+  RunningMoments total{0.0, 0.0, 0.0};
+  for (const RunningMoments& m : partial) total = merge_moments(total, m);
   const double divisor = a.unbiased ? total.count - 1 : total.count;
   const double variance = divisor > 0 ? total.m2 / divisor : 0.0;
   const float scale = static_cast<float>(1.0 / std::sqrt(variance + a.eps));

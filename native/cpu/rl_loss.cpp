@@ -320,7 +320,6 @@ TALARIA_SIMD_FUNCTION(int, value_segment_dense, value_segment_impl<false>,
                       (const ValueLossArgs& a, int64_t begin, int64_t end, float w, ValuePartial* out),
                       (a, begin, end, w, out))
 
-double mean_or_zero(double sum, int64_t count) { return count > 0 ? sum / static_cast<double>(count) : 0.0; }
 
 }  // namespace
 

@@ -25,6 +25,12 @@ namespace cuda {
 // ceil(a / b) for a >= 0, b > 0: grid sizes and chunk counts.
 __host__ __device__ constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Grid-stride kernels launch at most this many blocks (far below gridDim.x's 2^31 - 1) and loop beyond it.
+constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;
+inline unsigned capped_grid(int64_t wanted_blocks) {
+  return static_cast<unsigned>(wanted_blocks < kMaxGridBlocks ? wanted_blocks : kMaxGridBlocks);
+}
+
 }  // namespace cuda
 }  // namespace talaria
 

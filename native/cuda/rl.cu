@@ -92,7 +92,6 @@ constexpr int kBlockChunk = kBlockThreads * kItems;        // 2048 tokens: one b
 constexpr int kWarpModeWarps = 4;                          // sequences in flight per warp-mode block
 constexpr int64_t kWarpModeMaxLen = 512;                // up to 2 warp chunks per sequence
 constexpr int64_t kBlockModeMaxLen = 8192;              // up to 4 block chunks per sequence
-constexpr int64_t kMaxGridBlocks = int64_t{1} << 20;       // kernels grid-stride beyond this
 
 // Staging area for one chunk. Token j of the chunk lives in slot j + j/kItems. The pad slot after each
 // thread's 8 tokens puts lane l's reads at word 9l+i, which hits 32 distinct banks.
@@ -528,10 +527,6 @@ __global__ void __launch_bounds__(kWhitenThreads) whiten_apply_kernel(const floa
 static_assert(sizeof(GaeStage<kBlockThreads>) <= 48 * 1024, "block stage exceeds the default smem limit");
 static_assert(kWarpModeWarps * sizeof(GaeStage<kWarpSize>) <= 48 * 1024, "warp stages exceed the smem limit");
 
-unsigned grid_blocks(int64_t wanted) {
-  return static_cast<unsigned>(wanted < kMaxGridBlocks ? wanted : kMaxGridBlocks);
-}
-
 }  // namespace
 
 void gae_advantages(int device, const GaeArgs& args) {
@@ -541,12 +536,12 @@ void gae_advantages(int device, const GaeArgs& args) {
   if (longest <= kWarpModeMaxLen) {
     constexpr int kGroupThreads = kWarpSize;
     const size_t smem = kWarpModeWarps * sizeof(GaeStage<kGroupThreads>);
-    TALARIA_LAUNCH(grid_blocks(ceil_div(args.num_seqs, kWarpModeWarps)), kWarpModeWarps * kWarpSize, smem, 0,
+    TALARIA_LAUNCH(capped_grid(ceil_div(args.num_seqs, kWarpModeWarps)), kWarpModeWarps * kWarpSize, smem, 0,
                    gae_sequences_kernel<kWarpModeWarps, kGroupThreads>)(args);
     TALARIA_CUDA_CHECK_LAUNCH();
   } else if (longest <= kBlockModeMaxLen) {
     constexpr int kWarps = kBlockThreads / kWarpSize;
-    TALARIA_LAUNCH(grid_blocks(args.num_seqs), kBlockThreads, sizeof(GaeStage<kBlockThreads>), 0,
+    TALARIA_LAUNCH(capped_grid(args.num_seqs), kBlockThreads, sizeof(GaeStage<kBlockThreads>), 0,
                    gae_sequences_kernel<kWarps, kBlockThreads>)(args);
     TALARIA_CUDA_CHECK_LAUNCH();
   } else {
@@ -554,7 +549,7 @@ void gae_advantages(int device, const GaeArgs& args) {
     DeviceScratch scratch(static_cast<size_t>(num_tiles) * (sizeof(GaeMap) + sizeof(GaeState)));
     GaeMap* tile_maps = reinterpret_cast<GaeMap*>(scratch.bytes());
     GaeState* carries = reinterpret_cast<GaeState*>(scratch.bytes() + num_tiles * sizeof(GaeMap));
-    const unsigned grid = grid_blocks(num_tiles);
+    const unsigned grid = capped_grid(num_tiles);
     TALARIA_LAUNCH(grid, kBlockThreads, sizeof(GaeStage<kBlockThreads>), 0, gae_tile_maps_kernel)(
         args, num_tiles, tile_maps);
     TALARIA_CUDA_CHECK_LAUNCH();
@@ -589,7 +584,7 @@ void whiten(int device, const WhitenArgs& args) {
   TALARIA_LAUNCH(1, kWhitenThreads, merge_smem, 0, whiten_stats_kernel)(
       partials, num_partials, args.shift_mean, args.unbiased, args.eps, stats);
   TALARIA_CUDA_CHECK_LAUNCH();
-  TALARIA_LAUNCH(grid_blocks(ceil_div(args.n, 4 * kWhitenThreads)), kWhitenThreads, 0, 0, whiten_apply_kernel)(
+  TALARIA_LAUNCH(capped_grid(ceil_div(args.n, 4 * kWhitenThreads)), kWhitenThreads, 0, 0, whiten_apply_kernel)(
       args.x, args.mask, args.n, stats, args.out);
   TALARIA_CUDA_CHECK_LAUNCH();
   TALARIA_CUDA_CHECK(cudaDeviceSynchronize());

@@ -382,7 +382,6 @@ struct ValueLoss {
 
 // ---- host side ----------------------------------------------------------------------------------------------
 
-size_t align_up(size_t bytes) { return (bytes + 255) & ~size_t{255}; }
 
 // What comes back to the host: the plan's counts and the reduced stats.
 template <typename Loss>
@@ -440,7 +439,6 @@ LossTotals<Loss> run_loss(int device, const typename Loss::Params& params, const
   return out;
 }
 
-double mean_or_zero(double sum, int64_t count) { return count > 0 ? sum / static_cast<double>(count) : 0.0; }
 
 }  // namespace
 

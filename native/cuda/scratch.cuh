@@ -11,6 +11,9 @@
 namespace talaria {
 namespace cuda {
 
+// Rounds a scratch region's size up to 256 bytes, so the region after it starts aligned for any type.
+inline size_t align_up(size_t bytes) { return (bytes + 255) & ~size_t{255}; }
+
 class DeviceScratch {
  public:
   explicit DeviceScratch(size_t bytes) { TALARIA_CUDA_CHECK(cudaMalloc(&ptr_, bytes)); }

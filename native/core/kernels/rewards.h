@@ -26,6 +26,7 @@
 //   G = 1: every estimator gives 0 (a lone completion has no baseline). Means and sums are f64.
 //   With cu_seqlens, token_advantages[t] = advantages[b] on the action tokens of sequence b, else 0.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "dispatch.h"
@@ -34,18 +35,12 @@
 namespace talaria {
 
 // Running (count, mean, M2) of every score seen so far: the reward normalizer's saved state.
-struct RunningMoments {
-  double count;
-  double mean;
-  double m2;
-};
-
 struct ShapeRewardsStats {
   double kl_mean;            // token mean of kl_t over action tokens (the penalty's own estimator)
   double kl_seq_mean;        // mean over active sequences of sum_t kl_t
   double score_mean;         // mean of the raw scores[b] over all B
   double shaped_score_mean;  // mean of shaped_scores[b] over all B
-  int64_t missing_eos;       // sequences penalized for ending without EOS
+  int64_t missing_eos;       // sequences whose ended_with_eos flag is 0 (penalized when the penalty is > 0)
   int64_t action_tokens;
   int64_t active_seqs;
 };
@@ -90,6 +85,38 @@ struct GroupAdvantagesArgs {
   int64_t num_tokens;
   float* token_advantages;      // [N] out
 };
+
+// ---- Per-element math shared by the CPU and CUDA kernels, so both backends compute one formula -------
+
+// s_b before normalization: the score minus the missing-EOS penalty (f32). `scores` and `ended_with_eos`
+// are read on the calling backend's device.
+TALARIA_HOST_DEVICE float penalized_score(const ShapeRewardsArgs& a, int64_t b) {
+  const bool missing = a.ended_with_eos != nullptr && a.ended_with_eos[b] == 0;
+  return missing ? a.scores[b] - a.missing_eos_penalty : a.scores[b];
+}
+
+// The final s_b from the penalized one: normalized with the merged moments `m` (when `normalize`), in
+// f64 and rounded once, then clipped in f32.
+TALARIA_HOST_DEVICE float finish_score(float s, bool normalize, const RunningMoments& m, bool shift, float eps,
+                                       float clip) {
+  if (normalize) {
+    const double var = m.count > 0 ? m.m2 / m.count : 0.0;
+    s = static_cast<float>((static_cast<double>(s) - (shift ? m.mean : 0.0)) / sqrt(var + static_cast<double>(eps)));
+  }
+  return s > clip ? clip : (s < -clip ? -clip : s);
+}
+
+// The advantage of score r in a group of `size` with f64 `sum` and `m2` = sum (r_j - mean)^2 (read by
+// grpo only). A group of one has no baseline: 0 for every estimator.
+TALARIA_HOST_DEVICE float group_advantage(GroupEstimator estimator, float r, double sum, double m2, int64_t size,
+                                          float eps, bool unbiased) {
+  if (size < 2) return 0.0f;
+  const double n = static_cast<double>(size), x = r, mean = sum / n;
+  if (estimator == GroupEstimator::DrGrpo) return static_cast<float>(x - mean);
+  if (estimator == GroupEstimator::Rloo) return static_cast<float>(x - (sum - x) / (n - 1.0));
+  const double std_dev = sqrt(m2 / (unbiased ? n - 1.0 : n));
+  return static_cast<float>((x - mean) / (std_dev + static_cast<double>(eps)));
+}
 
 namespace cpu {
 void shape_rewards(const ShapeRewardsArgs& args);

@@ -26,6 +26,30 @@ struct ValueAndGrad {
   float grad;  // d value / d logp
 };
 
+// (count, mean, M2 = sum of squared deviations) of a set of values, in f64: mergeable exactly.
+struct RunningMoments {
+  double count;
+  double mean;
+  double m2;
+};
+
+// Chan et al.'s exact merge of two (count, mean, M2) summaries, in f64.
+TALARIA_HOST_DEVICE RunningMoments merge_moments(const RunningMoments& a, const RunningMoments& b) {
+  if (b.count == 0) return a;
+  if (a.count == 0) return b;
+  RunningMoments out;
+  out.count = a.count + b.count;
+  const double delta = b.mean - a.mean;
+  out.mean = a.mean + delta * (b.count / out.count);
+  out.m2 = a.m2 + b.m2 + delta * delta * (a.count * b.count / out.count);
+  return out;
+}
+
+// A mean that is 0 for an empty set (an all-masked batch reports 0, not NaN).
+TALARIA_HOST_DEVICE double mean_or_zero(double sum, int64_t count) {
+  return count > 0 ? sum / static_cast<double>(count) : 0.0;
+}
+
 TALARIA_HOST_DEVICE float clamp_log_ratio(float delta) {
   return delta < -kMaxLogRatio ? -kMaxLogRatio : (delta > kMaxLogRatio ? kMaxLogRatio : delta);
 }
