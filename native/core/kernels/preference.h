@@ -1,5 +1,3 @@
-// STATUS: contract agreed for issue 4, not implemented yet: no backend defines these functions and no
-// binding exports them. Implement native/cpu/preference.cpp, native/cuda/preference.cu and the bindings before use.
 // Preference losses: DPO, and the InstructGPT K-wise reward-model ranking loss, forward and backward.
 // Device-agnostic entry points, plus the CPU (native/cpu/preference.cpp) and CUDA
 // (native/cuda/preference.cu) implementations; the float64 oracle is test/reference/preference.ts.

@@ -1,5 +1,3 @@
-// STATUS: contract agreed for issue 4, not implemented yet: no backend defines these functions and no
-// binding exports them. Implement native/cpu/rewards.cpp, native/cuda/rewards.cu and the bindings before use.
 // Reward kernels: InstructGPT reward shaping (per-token KL penalty plus the sequence score on its last
 // action token) and group-relative advantages (GRPO, Dr.GRPO, RLOO). Device-agnostic entry points, plus
 // the CPU (native/cpu/rewards.cpp) and CUDA (native/cuda/rewards.cu) implementations; the float64
