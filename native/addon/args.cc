@@ -31,15 +31,19 @@ static std::string expected_kind(DType dtype) {
   return std::string("a ") + typed_array_name(dtype) + " or a Tensor of dtype " + dtype_name(dtype);
 }
 
-TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dtype) {
+// A typed array or a Tensor of `rank` dimensions. A typed array has no shape: it is viewed as 1-D, or as
+// [length / cols, cols] when rank is 2.
+static TensorArg ranked_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype, int64_t rank,
+                                   int64_t cols) {
   TensorArg arg;
   if (AddonTensor* handle = AddonTensor::unwrap(value)) {
     const Tensor& tensor = handle->tensor(name);
     if (tensor.dtype() != dtype)
       fail(ErrorCode::DType, name + ": expected " + expected_kind(dtype) + ", got a " +
                                  dtype_name(tensor.dtype()) + " Tensor");
-    if (tensor.dim() != 1)
-      fail(ErrorCode::Shape, name + ": expected a 1-D tensor, got shape " + tensor.shape_string());
+    if (tensor.dim() != rank)
+      fail(ErrorCode::Shape, name + ": expected a " + std::to_string(rank) + "-D tensor, got shape " +
+                                 tensor.shape_string());
     arg.tensor = tensor;
     arg.from_handle = true;
     arg.js = persistent(value);
@@ -51,9 +55,34 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
     fail(ErrorCode::DType, name + ": expected " + expected_kind(dtype) + ", got " + describe(value));
   auto array = value.As<Napi::TypedArray>();
   uint8_t* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  arg.tensor = Tensor::borrow(data, {static_cast<int64_t>(array.ElementLength())}, dtype, Device::cpu());
+  const int64_t length = static_cast<int64_t>(array.ElementLength());
+  if (rank == 2 && length % cols != 0)
+    fail(ErrorCode::Shape, name + ": expected rows of " + std::to_string(cols) + " elements, got a length of " +
+                               std::to_string(length) + ", which is not a multiple of " + std::to_string(cols));
+  const std::vector<int64_t> shape = rank == 2 ? std::vector<int64_t>{length / cols, cols} : std::vector<int64_t>{length};
+  arg.tensor = Tensor::borrow(data, shape, dtype, Device::cpu());
   arg.js = persistent(value);
   arg.keep_alive.push_back(value);
+  return arg;
+}
+
+TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dtype) {
+  return ranked_tensor_arg(value, name, dtype, 1, 0);
+}
+
+TensorArg matrix_arg(const Napi::Value& value, const std::string& name, DType dtype, int64_t cols,
+                     const std::string& cols_name) {
+  const bool is_handle = AddonTensor::unwrap(value) != nullptr;
+  if (!is_handle && cols < 0)
+    fail(ErrorCode::Shape, name + ": a typed array has no shape; pass " + cols_name + " or a 2-D Tensor");
+  if (cols == 0) fail(ErrorCode::Shape, cols_name + ": expected at least 1 column, got 0");
+  TensorArg arg = ranked_tensor_arg(value, name, dtype, 2, cols);
+  const int64_t got = arg.tensor.shape()[1];
+  if (got == 0) fail(ErrorCode::Shape, name + ": expected at least 1 column (" + cols_name + "), got shape " +
+                                           arg.tensor.shape_string());
+  if (cols > 0 && got != cols)
+    fail(ErrorCode::Shape, name + ": expected " + std::to_string(cols) + " columns (" + cols_name + "), got shape " +
+                               arg.tensor.shape_string());
   return arg;
 }
 
@@ -216,12 +245,17 @@ std::vector<int64_t> parse_shape(const Napi::Value& value, const std::string& na
 }
 
 TensorArg new_output(Napi::Env env, int64_t length, DType dtype, Device device, bool as_handle) {
+  return new_output(env, std::vector<int64_t>{length}, dtype, device, as_handle);
+}
+
+TensorArg new_output(Napi::Env env, const std::vector<int64_t>& shape, DType dtype, Device device, bool as_handle) {
   TensorArg out;
   out.from_handle = as_handle;
   if (as_handle) {
-    out.tensor = Tensor::empty({length}, dtype, device);
+    out.tensor = Tensor::empty(shape, dtype, device);
     return out;
   }
+  const int64_t length = shape_numel(shape);
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, static_cast<size_t>(length) * dtype_size(dtype));
   Napi::TypedArray array;
   switch (dtype) {
@@ -229,7 +263,7 @@ TensorArg new_output(Napi::Env env, int64_t length, DType dtype, Device device, 
     case DType::I32: array = Napi::Int32Array::New(env, length, buffer, 0); break;
     case DType::U8: array = Napi::Uint8Array::New(env, length, buffer, 0); break;
   }
-  out.tensor = Tensor::borrow(buffer.Data(), {length}, dtype, Device::cpu());
+  out.tensor = Tensor::borrow(buffer.Data(), shape, dtype, Device::cpu());
   out.js = persistent(array);
   out.keep_alive.push_back(array);
   return out;
@@ -270,6 +304,17 @@ TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& n
   if (out.IsUndefined()) return new_output(env, length, dtype, device, as_handle);
   TensorArg arg = tensor_arg(out, name, dtype);
   require_length(arg, name, length, "one per input element");
+  require_same_device(arg, name, device);
+  return arg;
+}
+
+TensorArg matrix_output_arg(Napi::Env env, const Napi::Value& out, const std::string& name, int64_t rows, int64_t cols,
+                            DType dtype, Device device, bool as_handle) {
+  if (out.IsUndefined()) return new_output(env, std::vector<int64_t>{rows, cols}, dtype, device, as_handle);
+  TensorArg arg = matrix_arg(out, name, dtype, cols, "the input's columns");
+  if (arg.tensor.shape()[0] != rows)
+    fail(ErrorCode::Shape, name + ": expected " + std::to_string(rows) + " rows like the input, got shape " +
+                               arg.tensor.shape_string());
   require_same_device(arg, name, device);
   return arg;
 }

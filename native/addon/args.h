@@ -31,6 +31,11 @@ const char* typed_array_name(DType dtype);
 
 // A typed array or Tensor handle of `dtype`, 1-D.
 TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
+// A 2-D input [rows, cols] (logits [N, V]): a 2-D Tensor, or a typed array of rows * cols elements. Typed
+// arrays carry no shape, so they need `cols` (> 0; `cols_name` names the option that gave it, such as
+// vocabSize); cols < 0 takes the columns from the Tensor. A Tensor must agree with a given cols.
+TensorArg matrix_arg(const Napi::Value& value, const std::string& name, DType dtype, int64_t cols,
+                     const std::string& cols_name);
 // Same, but undefined (or null) gives std::nullopt.
 std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
 
@@ -86,9 +91,14 @@ void require_outputs_disjoint(const NamedArgs& outputs, const NamedArgs& inputs)
 TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& name, int64_t length, DType dtype,
                      Device device, bool as_handle);
 
+// The caller's `out` buffer for a [rows, cols] output, or a fresh one ([rows, cols] when it is a Tensor).
+TensorArg matrix_output_arg(Napi::Env env, const Napi::Value& out, const std::string& name, int64_t rows, int64_t cols,
+                            DType dtype, Device device, bool as_handle);
+
 // A fresh f32/i32/u8 output shaped like the inputs' kind: a typed array (wrapped zero-copy) when
 // `as_handle` is false, else a device tensor that becomes a Tensor handle in the result.
 TensorArg new_output(Napi::Env env, int64_t length, DType dtype, Device device, bool as_handle);
+TensorArg new_output(Napi::Env env, const std::vector<int64_t>& shape, DType dtype, Device device, bool as_handle);
 // The JS value to return for an output made by new_output.
 Napi::Value output_value(Napi::Env env, const TensorArg& output);
 
