@@ -57,6 +57,8 @@ const dpoBad: Bad[] = [
   ...['policyRejected', 'refChosen', 'refRejected'].flatMap((key) => arrayBad(key, 'f32', P, true)),
   ...number('beta', [0, -0.1, 1e-40, Number.NaN, Infinity, -Infinity, 1e39, '0.1', true, null]),
   ...number('labelSmoothing', [-0.01, 0.5, 0.7, 1, Number.NaN, Infinity, '0', false]),
+  // Legal in f64 but 0.5 (excluded) once rounded to f32.
+  ...number('labelSmoothing', [0.4999999999]),
   { what: 'an unknown option (a typo)', patch: { lableSmoothing: 0.1 }, code: RANGE, arg: 'lableSmoothing' },
   { what: 'out not an object', patch: { out: 42 }, code: DTYPE, arg: 'out' },
   { what: 'an unknown out key', patch: { out: { dChosen: new Float32Array(P) } }, code: RANGE, arg: 'dChosen' },

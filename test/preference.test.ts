@@ -214,11 +214,24 @@ describe.each(backendsUnderTest)('rankingLoss on $backend', ({ device }) => {
     const pairs = [[0, 1], [0, 2], [0, 3], [1, 3], [2, 3]];
     expectScalar(got.loss, pairs.reduce((sum, [w, l]) => sum + sp(scores[l] - scores[w]), 0) / 6, 'loss');
     checkRanking(got, rankingLossReference(input));
-    // A prompt whose completions all tie has no pairs but still counts as ranked (weight 1 / C(K, 2)).
+    // A prompt whose completions all tie carries no preference: no pairs, and it is not counted.
     const allTied = rankingLoss(recordOn({ ...input, ranks: new Int32Array(4) }, device));
-    expect(allTied.stats).toEqual({ accuracy: 0, pairs: 0, tiedPairs: 6, rankedPrompts: 1 });
+    expect(allTied.stats).toEqual({ accuracy: 0, pairs: 0, tiedPairs: 6, rankedPrompts: 0 });
     expect(allTied.loss).toBe(0);
     expect(Array.from(readBack(allTied.dScores))).toEqual([0, 0, 0, 0]);
+  });
+
+  it('an all-tied prompt next to ranked ones does not dilute their loss or gradients', () => {
+    const ranked = { scores: Float32Array.from([0.5, -0.25, 1.5]), offsets: Int32Array.from([0, 3]), ranks: Int32Array.from([2, 0, 1]) };
+    const alone = rankingLoss(recordOn(ranked, device));
+    const mixed = rankingLoss(recordOn({
+      scores: Float32Array.from([0.5, -0.25, 1.5, 0.3, -0.7]),
+      offsets: Int32Array.from([0, 3, 5]),
+      ranks: Int32Array.from([2, 0, 1, 1, 1]),
+    }, device));
+    expect(mixed.stats).toEqual({ ...alone.stats, tiedPairs: 1 });
+    expect(mixed.loss).toBe(alone.loss);
+    expect(Array.from(readBack(mixed.dScores))).toEqual([...Array.from(readBack(alone.dScores)), 0, 0]);
   });
 
   it('without ranks the position is the rank (bitwise the same as explicit positional ranks)', async () => {

@@ -58,6 +58,12 @@ const shapeBad: Bad[] = [
   ...number('klClamp', [0, -1, Number.NaN]),
   ...number('missingEosPenalty', [-1, Number.NaN, Infinity]),
   ...number('scoreClip', [0, -2, Number.NaN]),
+  // Legal in f64 but 0 once rounded to the f32 the kernel takes.
+  ...number('klClamp', [1e-46]).map((b) => ({ ...b, what: `${b.what} (0 in f32)` })),
+  ...number('scoreClip', [1e-50]).map((b) => ({ ...b, what: `${b.what} (0 in f32)` })),
+  ...[Number.NaN, Infinity, -Infinity].map((bad) => ({
+    what: `a score of ${bad}`, patch: { scores: Float32Array.from([0.5, bad]) }, code: RANGE, arg: 'scores[1]',
+  })),
   { what: 'an unknown klEstimator', patch: { klEstimator: 'k4' }, code: RANGE, arg: 'klEstimator' },
   { what: 'klEstimator not a string', patch: { klEstimator: 1 }, code: DTYPE, arg: 'klEstimator' },
   { what: 'missingEosPenalty > 0 without endedWithEos', patch: { missingEosPenalty: 1, endedWithEos: undefined }, code: RANGE, arg: 'endedWithEos' },
@@ -173,10 +179,24 @@ describe('RewardNormalizer rejects bad options and garbage states', () => {
   });
 });
 
+describe('a failed call leaves the RewardNormalizer as it was', () => {
+  it('a non-finite score is rejected before the normalizer sees it', () => {
+    const normalizer = RewardNormalizer.fromState(state);
+    expectThrows(() => shapeRewards({ ...good, scores: Float32Array.from([Number.NaN, 1]), normalizer }), RANGE, 'scores[0]');
+    expect(normalizer.state()).toEqual(state);
+  });
+  it('finite scores whose penalized value overflows f32 do not poison the running moments', () => {
+    const normalizer = RewardNormalizer.fromState(state);
+    const input = { ...good, scores: Float32Array.from([-3e38, 1]), endedWithEos: Uint8Array.from([0, 1]), missingEosPenalty: 3e38, normalizer };
+    expectThrows(() => shapeRewards(input), RANGE, 'non-finite');
+    expect(normalizer.state()).toEqual(state);
+  });
+});
+
 describe.each(backendsUnderTest.filter(({ backend }) => backend !== 'cpu'))('device mixes on $backend', ({ device }) => {
   it('shapeRewards and groupAdvantages reject inputs on two devices', () => {
     const on = (x: Float32Array | Int32Array) => Tensor.from(x, { device });
-    const t = { scores: on(good.scores), refLogp: on(good.refLogp), cuSeqlens: on(good.cuSeqlens), groupScores: on(goodGroup.scores),
+    const t = { scores: on(good.scores), logp: on(good.logp), refLogp: on(good.refLogp), cuSeqlens: on(good.cuSeqlens), groupScores: on(goodGroup.scores),
       groupOffsets: on(Int32Array.from([0, 3, 6])) };
     try {
       expectThrows(() => shapeRewards({ ...good, scores: t.scores }), DEVICE, 'logp');
@@ -184,6 +204,13 @@ describe.each(backendsUnderTest.filter(({ backend }) => backend !== 'cpu'))('dev
       expectThrows(() => shapeRewards({ ...good, cuSeqlens: t.cuSeqlens }), DEVICE, 'cuSeqlens');
       expectThrows(() => groupAdvantages({ ...goodGroup, scores: t.groupScores }), DEVICE, 'cuSeqlens');
       expectThrows(() => groupAdvantages({ scores: goodGroup.scores, groupOffsets: t.groupOffsets }), DEVICE, 'groupOffsets');
+      const deviceInputs = { scores: t.scores, logp: t.logp, refLogp: t.refLogp, cuSeqlens: t.cuSeqlens };
+      expectThrows(() => shapeRewards({ ...deviceInputs, actionMask: good.actionMask }), DEVICE, 'actionMask');
+      expectThrows(() => shapeRewards({ ...deviceInputs, endedWithEos: good.endedWithEos }), DEVICE, 'endedWithEos');
+      expectThrows(() => shapeRewards({ ...deviceInputs, out: { rewards: new Float32Array(N) as never } }), DEVICE, 'out.rewards');
+      expectThrows(() => shapeRewards({ ...deviceInputs, out: { shapedScores: new Float32Array(B) as never } }), DEVICE, 'out.shapedScores');
+      const groupOnDevice = { scores: t.groupScores, groupSize: 3 };
+      expectThrows(() => groupAdvantages({ ...groupOnDevice, out: { advantages: new Float32Array(6) as never } }), DEVICE, 'out.advantages');
     } finally {
       for (const tensor of Object.values(t)) tensor.dispose();
     }

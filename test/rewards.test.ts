@@ -210,6 +210,22 @@ describe.each(backendsUnderTest)('shapeRewards on $backend', ({ device }) => {
     }
   });
 
+  it('normalizer: while the scores seen have no spread it only shifts them (never scales by 1 / sqrt(eps))', () => {
+    for (const shiftMean of [true, false]) {
+      const normalizer = new RewardNormalizer({ shiftMean });
+      const batch = { ...rollout(new Rng(23), [3, 5]), scores: Float32Array.from([2, 2]) };
+      const first = readBack(shapeRewards({ ...recordOn(batch, device), normalizer }).shapedScores);
+      expect(Array.from(first)).toEqual(shiftMean ? [0, 0] : [2, 2]);
+      // The next batch brings spread (running variance 0.5): now the scores are scaled by the running std.
+      const next = { ...batch, scores: Float32Array.from([1, 3]) };
+      const want = shapeRewardsReference({ ...next, normalizerState: normalizer.state() });
+      const got = readBack(shapeRewards({ ...recordOn(next, device), normalizer }).shapedScores);
+      expectClose(got, want.shapedScores, VALUE_TOL);
+      expect(normalizer.variance).toBe(0.5);
+      expect(Array.from(got)).not.toEqual(Array.from(next.scores));
+    }
+  });
+
   it('normalizer: save/restore through JSON continues identically', () => {
     const rng = new Rng(21);
     const batches = [5, 9, 3, 14].map((b) => rollout(rng, randomLengths(rng, b, 25)));

@@ -77,7 +77,10 @@ export interface RankingLossInput<T extends F32> {
 }
 
 export interface RankingLossOutput<T extends F32> {
-  /** Mean over prompts with K_p >= 2 of sum over their non-tied pairs of -log sigmoid(s_w - s_l) / C(K_p, 2). */
+  /**
+   * Mean over the prompts with at least one non-tied pair of: sum over those pairs of
+   * -log sigmoid(s_w - s_l) / C(K_p, 2). Prompts with K_p < 2 or only ties add nothing and are not counted.
+   */
   loss: number;
   /** d loss / d scores, f32[M]; 0 for prompts with fewer than two completions. */
   dScores: T;

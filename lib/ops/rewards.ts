@@ -30,7 +30,8 @@ export interface RewardNormalizerOptions {
 
 // Symbol.for: the ESM and CJS builds must recognise each other's normalizers.
 const LOAD = Symbol.for('talaria.rewardNormalizer.load');
-const inFlight = new WeakSet<object>();
+// On the instance under a Symbol.for key, so the ESM and CJS builds see each other's pending calls.
+const IN_FLIGHT = Symbol.for('talaria.rewardNormalizer.inFlight');
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -124,8 +125,14 @@ export class RewardNormalizer {
 
   /** @internal Loads the state the kernel returned. */
   [LOAD](state: RewardNormalizerState): void {
+    // Finite scores can still overflow f32 once penalized; keep the last good state rather than a NaN one.
+    if (!Number.isFinite(state.mean) || !Number.isFinite(state.m2))
+      throw new TalariaError(`shapeRewards: the running moments became non-finite (mean ${state.mean}, m2 ${state.m2}); the normalizer keeps its previous state`, 'ERR_TALARIA_RANGE');
     this.#state = { ...state };
   }
+
+  /** True while a shapeRewardsAsync call that updates this normalizer is pending. */
+  [IN_FLIGHT] = false;
 }
 
 export interface ShapeRewardsInput<T extends F32> {
@@ -195,7 +202,7 @@ function nativeShapeInput(input: unknown): { args: unknown; normalizer?: RewardN
   if (normalizer === undefined) return { args: nativeArgs(rest) };
   if (!isRewardNormalizer(normalizer))
     throw new TalariaError(`normalizer: expected a RewardNormalizer, got ${describe(normalizer)}`, 'ERR_TALARIA_DTYPE');
-  if (inFlight.has(normalizer))
+  if (normalizer[IN_FLIGHT])
     throw new TalariaError('normalizer: a shapeRewardsAsync call that uses it has not settled yet; await it first', 'ERR_TALARIA_RANGE');
   return { args: nativeArgs({ ...rest, normalizerState: normalizer.state() }), normalizer };
 }
@@ -237,11 +244,11 @@ export function shapeRewards<T extends F32>(input: ShapeRewardsInput<T>): ShapeR
  */
 export async function shapeRewardsAsync<T extends F32>(input: ShapeRewardsInput<T>): Promise<ShapeRewardsOutput<T>> {
   const { args, normalizer } = nativeShapeInput(input);
-  if (normalizer) inFlight.add(normalizer);
+  if (normalizer) normalizer[IN_FLIGHT] = true;
   try {
     return shapeResult(await getAddon().shapeRewardsAsync(args), normalizer);
   } finally {
-    if (normalizer) inFlight.delete(normalizer);
+    if (normalizer) normalizer[IN_FLIGHT] = false;
   }
 }
 

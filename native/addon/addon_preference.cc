@@ -154,7 +154,6 @@ std::unique_ptr<KernelCall> prepare_ranking_loss(const Napi::CallbackInfo& info)
                               : call->ranks->tensor.data_as<const int32_t>();
   a.num_completions = m;
   a.num_prompts = static_cast<int64_t>(call->offsets_host.size()) - 1;
-  a.max_group = longest_segment(call->offsets_host);
   a.d_scores = call->d_scores.tensor.data_as<float>();
   a.stats = &call->stats;
   return call;

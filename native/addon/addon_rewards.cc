@@ -73,6 +73,7 @@ struct ShapeRewardsCall : KernelCall {
   TensorArg scores, logp, ref_logp, cu_seqlens, rewards, shaped_scores;
   std::optional<TensorArg> action_mask, ended_with_eos;
   std::vector<int32_t> cu_seqlens_host;  // the validated copy, which CPU kernels read
+  std::vector<float> scores_host;        // the validated (finite) copy, which CPU kernels read
   std::optional<NormalizerState> normalizer;
   ShapeRewardsStats stats{};
   ShapeRewardsArgs args{};
@@ -109,6 +110,12 @@ std::unique_ptr<KernelCall> prepare_shape_rewards(const Napi::CallbackInfo& info
   call->scores = tensor_arg(input.Get("scores"), "scores", DType::F32);
   const int64_t num_seqs = call->scores.tensor.numel();
   const Device device = call->scores.tensor.device();
+  // A NaN or infinite score would poison the running normalizer for good (and every reward after it).
+  call->scores_host = host_float32(call->scores.tensor);
+  for (size_t b = 0; b < call->scores_host.size(); b++)
+    if (!std::isfinite(call->scores_host[b]))
+      fail(ErrorCode::Range, "scores: expected finite reward-model scores, got scores[" + std::to_string(b) + "] = " +
+                                 std::to_string(call->scores_host[b]));
   call->logp = tensor_arg(input.Get("logp"), "logp", DType::F32);
   require_same_device(call->logp, "logp", device);
   const int64_t n = call->logp.tensor.numel();
@@ -148,7 +155,7 @@ std::unique_ptr<KernelCall> prepare_shape_rewards(const Napi::CallbackInfo& info
   call->hold(call->action_mask);
   call->hold(call->ended_with_eos);
 
-  a.scores = call->scores.tensor.data_as<const float>();
+  a.scores = device.is_cpu() ? call->scores_host.data() : call->scores.tensor.data_as<const float>();
   a.logp = call->logp.tensor.data_as<const float>();
   a.ref_logp = call->ref_logp.tensor.data_as<const float>();
   a.action_mask = call->action_mask ? call->action_mask->tensor.data_as<const uint8_t>() : nullptr;

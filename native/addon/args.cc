@@ -319,11 +319,14 @@ TensorArg matrix_output_arg(Napi::Env env, const Napi::Value& out, const std::st
   return arg;
 }
 
-std::vector<int32_t> host_int32(const Tensor& tensor) {
-  std::vector<int32_t> host(static_cast<size_t>(tensor.numel()));
-  device_copy(host.data(), Device::cpu(), tensor.data(), tensor.device(), host.size() * sizeof(int32_t));
+template <typename T>
+static std::vector<T> host_copy(const Tensor& tensor) {
+  std::vector<T> host(static_cast<size_t>(tensor.numel()));
+  device_copy(host.data(), Device::cpu(), tensor.data(), tensor.device(), host.size() * sizeof(T));
   return host;
 }
+std::vector<int32_t> host_int32(const Tensor& tensor) { return host_copy<int32_t>(tensor); }
+std::vector<float> host_float32(const Tensor& tensor) { return host_copy<float>(tensor); }
 
 std::vector<int32_t> checked_offsets(const TensorArg& offsets_arg, const std::string& name, int64_t total,
                                      const std::string& total_name) {

@@ -112,5 +112,6 @@ int64_t longest_segment(const std::vector<int32_t>& offsets);
 
 // Copies a (small) tensor to host memory, for validating index arrays that live on a device.
 std::vector<int32_t> host_int32(const Tensor& tensor);
+std::vector<float> host_float32(const Tensor& tensor);
 
 }  // namespace talaria::addon

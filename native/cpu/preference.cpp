@@ -79,7 +79,10 @@ void ranking_loss(const RankingLossArgs& a) {
   RankingLossStats& s = *a.stats;
   s = RankingLossStats{0.0, 0.0, 0, 0, 0};
   int64_t ranked = 0;
-  for (int64_t p = 0; p < a.num_prompts; p++) ranked += a.offsets[p + 1] - a.offsets[p] >= 2 ? 1 : 0;
+  for (int64_t p = 0; p < a.num_prompts; p++) {
+    const int64_t begin = a.offsets[p];
+    ranked += ranking_prompt_counts(a.ranks != nullptr ? a.ranks + begin : nullptr, a.offsets[p + 1] - begin) ? 1 : 0;
+  }
   const RankingPartial total =
       reduce_chunks<RankingPartial>(a.num_prompts, kRankingChunk, [&](int64_t lo, int64_t hi, RankingPartial& part) {
         for (int64_t p = lo; p < hi; p++) {
@@ -88,8 +91,10 @@ void ranking_loss(const RankingLossArgs& a) {
             if (k == 1) a.d_scores[begin] = 0.0f;
             continue;
           }
-          const double c = ranking_pairs_of(k), weight = 1.0 / (c * static_cast<double>(ranked));
           const int32_t* ranks = a.ranks != nullptr ? a.ranks + begin : nullptr;
+          // An all-tied prompt has no pair terms: its gradients are 0 and it is not in R (which may be 0).
+          const double c = ranking_pairs_of(k);
+          const double weight = ranking_prompt_counts(ranks, k) ? 1.0 / (c * static_cast<double>(ranked)) : 0.0;
           double prompt_loss = 0.0;
           for (int64_t j = 0; j < k; j++) {
             const RankingCompletion r = ranking_completion(a.scores + begin, ranks, k, j);

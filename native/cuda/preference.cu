@@ -102,12 +102,12 @@ struct RankingCombine {
   }
 };
 
-__global__ void __launch_bounds__(kReduceThreads) ranked_prompts_kernel(const int32_t* offsets, int64_t num_prompts,
-                                                                        RankingPartial* out) {
+__global__ void __launch_bounds__(kReduceThreads) ranked_prompts_kernel(const int32_t* offsets, const int32_t* ranks,
+                                                                        int64_t num_prompts, RankingPartial* out) {
   __shared__ RankingPartial scratch[kReduceThreads / kWarpSize];
   RankingPartial mine = RankingCombine::identity();
   for (int64_t p = threadIdx.x; p < num_prompts; p += kReduceThreads)
-    mine.ranked += offsets[p + 1] - offsets[p] >= 2 ? 1 : 0;
+    mine.ranked += ranking_prompt_counts(ranks != nullptr ? ranks + offsets[p] : nullptr, offsets[p + 1] - offsets[p]);
   mine = block_reduce(mine, RankingCombine{}, scratch);
   if (threadIdx.x == 0) *out = mine;
 }
@@ -126,9 +126,11 @@ __global__ void __launch_bounds__(kThreads) ranking_prompts_kernel(RankingLossAr
       if (lane == 0) per_prompt[p] = RankingCombine::identity();
       continue;
     }
-    const double c = ranking_pairs_of(k), weight = 1.0 / (c * num_ranked);
     const float* scores = a.scores + begin;
     const int32_t* ranks = a.ranks != nullptr ? a.ranks + begin : nullptr;
+    // An all-tied prompt has no pair terms: its gradients are 0 and it is not in R (which may be 0).
+    const bool counts = ranking_prompt_counts(ranks, k);
+    const double c = ranking_pairs_of(k), weight = counts ? 1.0 / (c * num_ranked) : 0.0;
     RankingPartial mine = RankingCombine::identity();
     for (int64_t j = lane; j < k; j += kWarpSize) {
       const RankingCompletion r = ranking_completion(scores, ranks, k, j);
@@ -138,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) ranking_prompts_kernel(RankingLossAr
     mine = warp_reduce(mine, RankingCombine{});
     if (lane == 0) {
       mine.loss /= c;
-      mine.ranked = 1;
+      mine.ranked = counts ? 1 : 0;
       per_prompt[p] = mine;
     }
   }
@@ -183,7 +185,7 @@ void ranking_loss(int device, const RankingLossArgs& args) {
   auto* ranked = reinterpret_cast<RankingPartial*>(scratch.bytes());
   RankingPartial* total = ranked + 1;
   RankingPartial* per_prompt = ranked + 2;
-  TALARIA_LAUNCH(1, kReduceThreads, 0, 0, ranked_prompts_kernel)(args.offsets, num_prompts, ranked);
+  TALARIA_LAUNCH(1, kReduceThreads, 0, 0, ranked_prompts_kernel)(args.offsets, args.ranks, num_prompts, ranked);
   TALARIA_CUDA_CHECK_LAUNCH();
   const int64_t wanted = ceil_div(num_prompts, kPromptsPerBlock);
   TALARIA_LAUNCH(capped_grid(wanted), kThreads, 0, 0, ranking_prompts_kernel)(args, ranked, per_prompt);

@@ -73,8 +73,12 @@ export function rankingLossReference(input: RankingReferenceInput): RankingRefer
   const { scores, offsets } = input;
   const rankOf = (j: number, start: number) => (input.ranks ? input.ranks[j] : j - start);
   const dScores = new Float64Array(scores.length);
+  // A prompt counts when it has a non-tied pair (an all-tied prompt carries no preference).
   let rankedPrompts = 0;
-  for (let p = 0; p + 1 < offsets.length; p++) if (offsets[p + 1] - offsets[p] >= 2) rankedPrompts++;
+  for (let p = 0; p + 1 < offsets.length; p++) {
+    const ranks = Array.from({ length: offsets[p + 1] - offsets[p] }, (_, j) => rankOf(offsets[p] + j, offsets[p]));
+    if (new Set(ranks).size >= 2) rankedPrompts++;
+  }
   let loss = 0, pairs = 0, tiedPairs = 0, correct = 0;
   for (let p = 0; p + 1 < offsets.length; p++) {
     const start = offsets[p], k = offsets[p + 1] - start;

@@ -81,7 +81,8 @@ export function shapeRewardsReference(input: ShapeRewardsReferenceInput): ShapeR
     const { shiftMean, eps } = input.normalizerState;
     const merged = mergeMoments(input.normalizerState, momentsOf(penalized));
     const variance = merged.count > 0 ? merged.m2 / merged.count : 0;
-    shaped = penalized.map((s) => (s - (shiftMean ? merged.mean : 0)) / Math.sqrt(variance + f32(eps)));
+    const std = variance > 0 ? Math.sqrt(variance + f32(eps)) : 1;  // no spread yet: shift only
+    shaped = penalized.map((s) => (s - (shiftMean ? merged.mean : 0)) / std);
     normalizerState = { ...merged, shiftMean, eps };
   }
   shaped = shaped.map((s) => Math.min(clip, Math.max(-clip, s)));

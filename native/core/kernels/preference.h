@@ -17,8 +17,12 @@
 //   ranks[j] in [0, K_p) orders the completions of the prompt: lower is better, equal ranks are ties.
 //   Without ranks, completion j of the prompt has rank j (so [chosen, rejected] pairs are K = 2).
 //   Every pair (w, l) of the prompt with rank_w < rank_l contributes -log sigmoid(s_w - s_l) / C(K_p, 2);
-//   tied pairs are excluded. Prompts with K_p < 2 have no pairs and are not counted.
-//   loss = (1 / prompts with K_p >= 2) * sum over those prompts of their contributions.
+//   tied pairs are excluded. A prompt counts when it has at least one non-tied pair (K_p >= 2 and not every
+//   rank equal); the others (K_p < 2, or a labeler who tied everything) carry no preference, add nothing and
+//   get gradient 0, and do not dilute the rest.
+//   loss = (1 / R) * sum over the R counted prompts of their contributions (0 when R = 0).
+//   Each prompt is one thread's (CPU) or one warp's (CUDA) O(K_p^2) work: fine for labeler rankings (K <= ~100),
+//   slow for K in the thousands.
 //   accuracy = fraction of non-tied pairs with s_w > s_l (strictly), over all pairs of the batch.
 #pragma once
 #include <cmath>
@@ -55,7 +59,7 @@ struct RankingLossStats {
   double accuracy;         // 0 when there are no pairs
   int64_t pairs;           // non-tied pairs
   int64_t tied_pairs;
-  int64_t ranked_prompts;  // prompts with K_p >= 2
+  int64_t ranked_prompts;  // R: prompts with at least one non-tied pair
 };
 
 struct RankingLossArgs {
@@ -64,10 +68,18 @@ struct RankingLossArgs {
   const int32_t* ranks;    // [M] or nullptr (rank = position within the prompt)
   int64_t num_completions; // M
   int64_t num_prompts;     // P
-  int64_t max_group;       // max K_p (the addon reads it while validating offsets)
   float* d_scores;         // [M] out
   RankingLossStats* stats; // host out
 };
+
+// Whether prompt p (its K ranks, or nullptr for positional ranks) counts in the loss: it has a non-tied pair.
+TALARIA_HOST_DEVICE bool ranking_prompt_counts(const int32_t* ranks, int64_t k) {
+  if (k < 2) return false;
+  if (ranks == nullptr) return true;
+  for (int64_t j = 1; j < k; j++)
+    if (ranks[j] != ranks[0]) return true;
+  return false;
+}
 
 // ---- Per-pair math, shared by both backends (f64, inline for host and device) ---------------------------
 // The CPU and CUDA kernels differ only in how they partition and sum; every per-pair value comes from here.

@@ -10,7 +10,8 @@
 // ---- Reward shaping, for sequence b -----------------------------------------------------------------
 //   s_b = scores[b] - (ended_with_eos && !ended_with_eos[b] ? missing_eos_penalty : 0)
 //   normalize (optional): fold this batch's s into the running moments (Chan's merge, f64), then
-//       s_b = (s_b - (shift ? mean : 0)) / sqrt(var + eps), var = M2 / count (population)
+//       s_b = (s_b - (shift ? mean : 0)) / sqrt(var + eps), var = M2 / count (population); while var = 0
+//       (one score seen, or only equal ones) s_b is only shifted: dividing by sqrt(eps) would scale it by 1e4
 //   clip (optional): s_b = clamp(s_b, -score_clip, score_clip)
 //   rewards[t] = -kl_coef * kl_t on action tokens (kl_t = kl_estimate(logp - ref_logp), rl_math.h),
 //                plus s_b on the sequence's LAST ACTION token (never on padding or a prompt token);
@@ -99,7 +100,8 @@ TALARIA_HOST_DEVICE float finish_score(float s, bool normalize, const RunningMom
                                        float clip) {
   if (normalize) {
     const double var = m.count > 0 ? m.m2 / m.count : 0.0;
-    s = static_cast<float>((static_cast<double>(s) - (shift ? m.mean : 0.0)) / sqrt(var + static_cast<double>(eps)));
+    const double std_dev = var > 0.0 ? sqrt(var + static_cast<double>(eps)) : 1.0;
+    s = static_cast<float>((static_cast<double>(s) - (shift ? m.mean : 0.0)) / std_dev);
   }
   return s > clip ? clip : (s < -clip ? -clip : s);
 }

@@ -203,7 +203,6 @@ RankingRun run_ranking(const RankingData& d, bool use_ranks, Device device) {
   a.num_completions = m;
   a.num_prompts = static_cast<int64_t>(d.offsets.size()) - 1;
   for (size_t p = 0; p + 1 < d.offsets.size(); p++)
-    a.max_group = std::max<int64_t>(a.max_group, d.offsets[p + 1] - d.offsets[p]);
   a.d_scores = d_scores.data_as<float>();
   a.stats = &run.stats;
   ranking_loss(device, a);
