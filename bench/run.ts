@@ -12,8 +12,10 @@ import { measureStreamTriad } from './roofline.js';
 import gaeSuite from './gae.bench.js';
 import whitenSuite from './whiten.bench.js';
 import rlLossSuite from './rl_loss.bench.js';
+import rewardsSuite from './rewards.bench.js';
+import preferenceSuite from './preference.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite];
 
 function main(): number {
   const machine = info();

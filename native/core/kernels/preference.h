@@ -95,6 +95,13 @@ TALARIA_HOST_DEVICE SoftplusSigmoid softplus_sigmoid(double x) {
   return SoftplusSigmoid{(x > 0.0 ? x : 0.0) + log1p(e), x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e)};
 }
 
+// sigmoid(x) alone, as softplus_sigmoid computes it, without the log1p (libm calls are not dropped when
+// their result is unused, since they may set errno).
+TALARIA_HOST_DEVICE double sigmoid_stable(double x) {
+  const double e = exp(-fabs(x));
+  return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+}
+
 struct DpoPair {
   double chosen, rejected, margin;  // chosen_i, rejected_i, z_i
   double loss;                      // this pair's term of the mean
@@ -143,7 +150,7 @@ TALARIA_HOST_DEVICE RankingCompletion ranking_completion(const float* scores, co
       c.pairs++;
       c.wins += s_j > s_i ? 1 : 0;
     } else {  // j loses to i: the pair's term is softplus(s_j - s_i)
-      c.grad += softplus_sigmoid(s_j - s_i).sigmoid;
+      c.grad += sigmoid_stable(s_j - s_i);
     }
   }
   return c;
