@@ -19,7 +19,7 @@ import type { KlEstimator, LossAggregation } from '../lib/ops/rl-loss.js';
 import { type PpoLossReferenceInput, klEstimateReference, ppoLossOfLogp, ppoLossReference, ppoLossWithScales } from './reference/rl_loss.js';
 import { type ActionMaskKind, Rng, cuSeqlensOf, f32AwayFromZero, f32PairWithDifference, randomActionMask, randomF32, randomLengths } from './helpers/random.js';
 import { backendsUnderTest, disposeTensors, readBack, recordOn, tensorOn } from './helpers/backends.js';
-import { expectBitwiseEqual, expectF32Output, expectWithin, expectWithinScales, expectZeroWhereMasked, snapshotInputs } from './helpers/assert.js';
+import { expectBitwiseEqual, expectF32Output, expectGradientMatchesFiniteDifferences, expectWithin, expectWithinScales, expectZeroWhereMasked, snapshotInputs } from './helpers/assert.js';
 
 afterEach(disposeTensors);
 
@@ -293,22 +293,12 @@ describe.each(backendsUnderTest)('ppoLoss gradients vs finite differences of the
     const input = { ...arrays, ...options };
     const want = ppoLossWithScales(input);
     const got = readBack(ppoLoss({ ...recordOn(arrays, device), ...options }).dLogp);
-    const lossAt = ppoLossOfLogp(input);
-    const x = Float64Array.from(arrays.logp);
-    const roundoff = 1e-9 * want.scales.loss;  // f64 rounding of the loss, amplified by 1/h
-    let checked = 0, kinks = 0;
-    for (let t = 0; t < x.length; t++) {
-      const h = 1e-5, at = (step: number) => { const y = x.slice(); y[t] += step; return lossAt(y); };
-      const [down, mid, up] = [at(-h), at(0), at(h)];
-      // A clip threshold or clamp inside the step makes the one-sided slopes disagree: not differentiable there.
-      if (Math.abs((up - mid) - (mid - down)) / h > 1e-4 * want.scales.dLogp[t] + 10 * roundoff) { kinks++; continue; }
-      const fd = (up - down) / (2 * h);
+    const { checked, kinks } = expectGradientMatchesFiniteDifferences({
+      lossAt: ppoLossOfLogp(input), x: arrays.logp, reference: want.dLogp, kernel: got, scale: want.scales.dLogp,
+      lossScale: want.scales.loss, kernelRel: ELEMENT_REL, kinkBound: (t) => 1e-4 * want.scales.dLogp[t],
       // The analytic gradients are taken at the f32-rounded log-ratio, half an ulp of it away from x.
-      const atRounded = 2 ** -24 * Math.abs(x[t] - arrays.oldLogp[t]) * want.scales.dLogp[t];
-      expectWithin(want.dLogp[t], fd, 1e-6 * want.scales.dLogp[t] + atRounded + roundoff, `reference token ${t}`);
-      expectWithin(got[t], fd, ELEMENT_REL * want.scales.dLogp[t] + atRounded + roundoff, `kernel token ${t}`);
-      checked++;
-    }
+      slack: (t) => 2 ** -24 * Math.abs(arrays.logp[t] - arrays.oldLogp[t]) * want.scales.dLogp[t],
+    });
     expect(kinks).toBeLessThanOrEqual(1);
     expect(checked).toBeGreaterThan(30);
     // The loss is linear in the entropy: dEntropy by finite differences too.

@@ -14,7 +14,7 @@ import type { LossAggregation } from '../lib/ops/rl-loss.js';
 import { type ValueLossReferenceInput, valueLossOfValues, valueLossWithScales } from './reference/rl_loss.js';
 import { type ActionMaskKind, Rng, cuSeqlensOf, f32AwayFromZero, f32PairWithDifference, randomActionMask, randomF32, randomLengths } from './helpers/random.js';
 import { backendsUnderTest, disposeTensors, readBack, recordOn, tensorOn } from './helpers/backends.js';
-import { expectBitwiseEqual, expectF32Output, expectWithin, expectWithinScales, expectZeroWhereMasked, snapshotInputs } from './helpers/assert.js';
+import { expectBitwiseEqual, expectF32Output, expectGradientMatchesFiniteDifferences, expectWithin, expectWithinScales, expectZeroWhereMasked, snapshotInputs } from './helpers/assert.js';
 
 afterEach(disposeTensors);
 
@@ -237,20 +237,11 @@ describe.each(backendsUnderTest)('valueLoss gradients vs finite differences of t
     const input = { ...arrays, ...options };
     const want = valueLossWithScales(input);
     const got = readBack(valueLoss({ ...recordOn(arrays, device), ...options }).dValues);
-    const lossAt = valueLossOfValues(input);
-    const x = Float64Array.from(arrays.values);
-    const roundoff = 1e-9 * want.scales.loss;  // f64 rounding of the loss, amplified by 1/h
-    let checked = 0, kinks = 0;
-    for (let t = 0; t < x.length; t++) {
-      const h = 1e-5, at = (step: number) => { const y = x.slice(); y[t] += step; return lossAt(y); };
-      const [down, mid, up] = [at(-h), at(0), at(h)];
-      // The clip thresholds make the loss not differentiable; a kink inside the step shows in the slopes.
-      if (Math.abs((up - mid) - (mid - down)) / h > 1e-3 * (want.scales.dValues[t] + h) + 10 * roundoff) { kinks++; continue; }
-      const fd = (up - down) / (2 * h);
-      expectWithin(want.dValues[t], fd, 1e-6 * want.scales.dValues[t] + roundoff, `reference token ${t}`);
-      expectWithin(got[t], fd, ELEMENT_REL * want.scales.dValues[t] + roundoff, `kernel token ${t}`);
-      checked++;
-    }
+    const { checked, kinks } = expectGradientMatchesFiniteDifferences({
+      lossAt: valueLossOfValues(input), x: arrays.values, reference: want.dValues, kernel: got,
+      scale: want.scales.dValues, lossScale: want.scales.loss, kernelRel: ELEMENT_REL,
+      kinkBound: (t) => 1e-3 * (want.scales.dValues[t] + 1e-5),
+    });
     expect(kinks).toBeLessThanOrEqual(1);
     expect(checked).toBeGreaterThan(30);
     expect(want.stats.clipFrac, 'the clipped branch is covered').toBeGreaterThan(0);

@@ -138,6 +138,46 @@ export function expectWithin(got: number, want: number, bound: number, what: str
   expect(Math.abs(got - want), `${what}: got ${got}, reference ${want}, bound ${bound}`).toBeLessThanOrEqual(bound);
 }
 
+export interface FiniteDifferenceCheck {
+  /** The f64 reference loss as a function of the differentiated input. */
+  lossAt: (x: Float64Array) => number;
+  x: ArrayLike<number>;
+  /** Analytic gradients: the f64 reference's and the kernel's. */
+  reference: ArrayLike<number>;
+  kernel: ArrayLike<number>;
+  /** Per-element gradient scale that the tolerances are relative to, and the loss's scale. */
+  scale: ArrayLike<number>;
+  lossScale: number;
+  kernelRel: number;
+  /** How far the two one-sided slopes may disagree before element t counts as a kink (not differentiable). */
+  kinkBound: (t: number) => number;
+  /** Extra absolute slack for element t (for instance, analytic gradients taken at an f32-rounded point). */
+  slack?: (t: number) => number;
+}
+
+/**
+ * Checks both analytic gradients against central finite differences (step 1e-5) of the reference loss:
+ * the reference to 1e-6 of the scale, the kernel to kernelRel. Elements with a clip threshold or clamp
+ * inside the step are counted as kinks and skipped. Returns how many were checked and skipped.
+ */
+export function expectGradientMatchesFiniteDifferences(c: FiniteDifferenceCheck): { checked: number; kinks: number } {
+  const h = 1e-5;
+  const x = Float64Array.from(c.x);
+  const roundoff = 1e-9 * c.lossScale;  // f64 rounding of the loss, amplified by 1/h
+  let checked = 0, kinks = 0;
+  for (let t = 0; t < x.length; t++) {
+    const at = (step: number) => { const y = x.slice(); y[t] += step; return c.lossAt(y); };
+    const [down, mid, up] = [at(-h), at(0), at(h)];
+    if (Math.abs((up - mid) - (mid - down)) / h > c.kinkBound(t) + 10 * roundoff) { kinks++; continue; }
+    const fd = (up - down) / (2 * h);
+    const slack = (c.slack?.(t) ?? 0) + roundoff;
+    expectWithin(c.reference[t], fd, 1e-6 * c.scale[t] + slack, `reference element ${t}`);
+    expectWithin(c.kernel[t], fd, c.kernelRel * c.scale[t] + slack, `kernel element ${t}`);
+    checked++;
+  }
+  return { checked, kinks };
+}
+
 /** A kernel's f32[n] output: a Float32Array when `device` is null (typed-array call), else a Tensor there. */
 export function expectF32Output(x: unknown, n: number, device: string | null): void {
   if (device === null) {
