@@ -92,9 +92,9 @@ void ranking_loss(const RankingLossArgs& a) {
             continue;
           }
           const int32_t* ranks = a.ranks != nullptr ? a.ranks + begin : nullptr;
-          // An all-tied prompt has no pair terms: its gradients are 0 and it is not in R (which may be 0).
-          const double c = ranking_pairs_of(k);
-          const double weight = ranking_prompt_counts(ranks, k) ? 1.0 / (c * static_cast<double>(ranked)) : 0.0;
+          // An all-tied prompt has no pair terms, so its gradients are 0 whatever the weight; R = 0 means every
+          // prompt is like that, and the weight must not be inf (0 * inf is NaN).
+          const double c = ranking_pairs_of(k), weight = ranked > 0 ? 1.0 / (c * static_cast<double>(ranked)) : 0.0;
           double prompt_loss = 0.0;
           for (int64_t j = 0; j < k; j++) {
             const RankingCompletion r = ranking_completion(a.scores + begin, ranks, k, j);

@@ -128,9 +128,9 @@ __global__ void __launch_bounds__(kThreads) ranking_prompts_kernel(RankingLossAr
     }
     const float* scores = a.scores + begin;
     const int32_t* ranks = a.ranks != nullptr ? a.ranks + begin : nullptr;
-    // An all-tied prompt has no pair terms: its gradients are 0 and it is not in R (which may be 0).
-    const bool counts = ranking_prompt_counts(ranks, k);
-    const double c = ranking_pairs_of(k), weight = counts ? 1.0 / (c * num_ranked) : 0.0;
+    // An all-tied prompt has no pair terms, so its gradients are 0 whatever the weight; R = 0 means every
+    // prompt is like that, and the weight must not be inf (0 * inf is NaN).
+    const double c = ranking_pairs_of(k), weight = num_ranked > 0.0 ? 1.0 / (c * num_ranked) : 0.0;
     RankingPartial mine = RankingCombine::identity();
     for (int64_t j = lane; j < k; j += kWarpSize) {
       const RankingCompletion r = ranking_completion(scores, ranks, k, j);
@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(kThreads) ranking_prompts_kernel(RankingLossAr
     mine = warp_reduce(mine, RankingCombine{});
     if (lane == 0) {
       mine.loss /= c;
-      mine.ranked = counts ? 1 : 0;
+      mine.ranked = mine.pairs > 0 ? 1 : 0;  // ranking_prompt_counts, from the pairs already counted
       per_prompt[p] = mine;
     }
   }
