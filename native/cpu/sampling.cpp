@@ -1,0 +1,173 @@
+// CPU sampler: one row at a time, rows in parallel. Semantics and the napkin math:
+// native/core/kernels/sampling.h. Every per-token value comes from sampling_math.h, and every
+// combination of tokens is an integer sum, a max or a radix select, so the tokens are the CUDA kernel's.
+//
+// A row's values z, their order keys and integer weights live in per-thread scratch (12 B/token), so the
+// logits are read from memory once for z and once more only for the plain log-prob when penalties make it
+// differ from z. The history's counts use a per-thread int32[V] that is zeroed again through the history
+// itself (only the entries it touched), so penalties cost O(H) per row, not O(V).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../core/kernels/sampling.h"
+#include "../core/simd.h"
+#include "../core/thread_pool.h"
+
+namespace talaria {
+namespace cpu {
+namespace {
+
+struct RowScratch {
+  std::vector<float> z;
+  std::vector<uint32_t> key, weight;
+  std::vector<int32_t> counts;  // all zero between rows
+  explicit RowScratch(int64_t vocab) : z(vocab), key(vocab), weight(vocab), counts(vocab, 0) {}
+};
+
+// z_i = canonical(logit_i / T) for the whole row; the division and the canonicalisation vectorise.
+TALARIA_SIMD_INLINE int divide_row_impl(const float* __restrict logits, int64_t vocab, float temperature,
+                                        float* __restrict z) {
+  for (int64_t i = 0; i < vocab; i++) z[i] = canonical_logit(logits[i] / temperature);
+  return 0;
+}
+TALARIA_SIMD_FUNCTION(int, divide_row, divide_row_impl,
+                      (const float* logits, int64_t vocab, float temperature, float* z), (logits, vocab, temperature, z))
+
+TALARIA_SIMD_INLINE float row_max_impl(const float* __restrict z, int64_t vocab) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < vocab; i++) m = z[i] > m ? z[i] : m;
+  return m;
+}
+TALARIA_SIMD_FUNCTION(float, row_max, row_max_impl, (const float* z, int64_t vocab), (z, vocab))
+
+// Weights and keys: the same fmaf sequence in every variant (AVX2/AVX-512 fma or libm's correctly rounded
+// fmaf in the scalar build), so the bits do not depend on the variant.
+TALARIA_SIMD_INLINE int weigh_row_impl(const float* __restrict z, int64_t vocab, float m, uint32_t* __restrict weight,
+                                       uint32_t* __restrict key) {
+  for (int64_t i = 0; i < vocab; i++) {
+    weight[i] = token_weight(z[i], m);
+    key[i] = sort_key(z[i]);
+  }
+  return 0;
+}
+TALARIA_SIMD_FUNCTION(int, weigh_row, weigh_row_impl,
+                      (const float* z, int64_t vocab, float m, uint32_t* weight, uint32_t* key), (z, vocab, m, weight, key))
+
+// sum_i plain_term(x_i, m) in f64, in index order.
+TALARIA_SIMD_INLINE double plain_sum_impl(const float* __restrict x, int64_t vocab, float m) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < vocab; i++) sum += static_cast<double>(plain_term(x[i], m));
+  return sum;
+}
+TALARIA_SIMD_FUNCTION(double, plain_sum, plain_sum_impl, (const float* x, int64_t vocab, float m), (x, vocab, m))
+
+// The largest key v with (sum over keys k >= max(v, floor) of weight, or of 1 without weights) >= target.
+uint32_t radix_select(const uint32_t* key, const uint32_t* weight, int64_t vocab, uint32_t floor, uint64_t target) {
+  uint32_t prefix = 0;
+  uint64_t above = 0;
+  for (int pass = 0; pass < kRadixPasses; pass++) {
+    const int shift = 32 - kRadixBits * (pass + 1);
+    const uint32_t chosen_mask = pass == 0 ? 0u : ~0u << (shift + kRadixBits);
+    uint64_t histogram[kRadixBuckets] = {};
+    for (int64_t i = 0; i < vocab; i++) {
+      const uint32_t k = key[i];
+      if (k >= floor && (k & chosen_mask) == prefix) histogram[(k >> shift) & (kRadixBuckets - 1)] += weight ? weight[i] : 1;
+    }
+    prefix |= static_cast<uint32_t>(choose_bucket(histogram, above, target)) << shift;
+  }
+  return prefix;
+}
+
+struct RowOut {
+  int32_t token;
+  double logp;
+};
+
+// Steps 4-7 of sampling.h on a row's weights and keys.
+RowOut draw_token(const SampleArgs& a, int64_t row, const RowScratch& s) {
+  const int64_t vocab = a.vocab;
+  const uint32_t* key = s.key.data();
+  const uint32_t* weight = s.weight.data();
+  uint32_t floor = 0;
+  if (a.top_k > 0 && a.top_k < vocab) floor = radix_select(key, nullptr, vocab, 0, static_cast<uint64_t>(a.top_k));
+  if (a.top_p < 1.0f) {
+    uint64_t total = 0;
+    for (int64_t i = 0; i < vocab; i++) total += key[i] >= floor ? weight[i] : 0;
+    floor = radix_select(key, weight, vocab, floor, top_p_target(a.top_p, total));
+  }
+  const uint32_t min_weight = a.min_p > 0.0f ? min_p_weight(a.min_p) : 0;
+  uint64_t survivors = 0;
+  for (int64_t i = 0; i < vocab; i++) survivors += (key[i] >= floor && weight[i] >= min_weight) ? weight[i] : 0;
+  const uint64_t target = mul_hi64(row_random(a.seed, a.offset, static_cast<uint64_t>(row)), survivors);
+  uint64_t running = 0;
+  for (int64_t i = 0; i < vocab; i++) {
+    if (key[i] < floor || weight[i] < min_weight) continue;
+    running += weight[i];
+    if (running > target)
+      return RowOut{static_cast<int32_t>(i), std::log(static_cast<double>(weight[i]) / static_cast<double>(survivors))};
+  }
+  return RowOut{-1, NAN};  // unreachable: target < survivors
+}
+
+void sample_row(const SampleArgs& a, int64_t row, RowScratch& s) {
+  const int64_t vocab = a.vocab;
+  const float* logits = a.logits + row * vocab;
+  const float temperature = a.temperatures ? a.temperatures[row] : a.temperature;
+  const bool greedy = a.mode == SampleMode::Greedy;
+  // Greedy compares penalised logits before temperature; dividing by 1 is exact.
+  const float divisor = greedy ? 1.0f : temperature;
+  float* z = s.z.data();
+  divide_row(logits, vocab, divisor, z);
+
+  bool penalised = false;
+  if (a.history_offsets && penalties_active(a.penalties)) {
+    const int32_t* begin = a.history + a.history_offsets[row];
+    const int32_t* end = a.history + a.history_offsets[row + 1];
+    int32_t* counts = s.counts.data();
+    for (const int32_t* t = begin; t < end; t++) counts[*t]++;
+    for (const int32_t* t = begin; t < end; t++) {
+      if (counts[*t] == 0) continue;  // a repeat, already applied
+      z[*t] = canonical_logit(penalized_logit(logits[*t], counts[*t], a.penalties) / divisor);
+      counts[*t] = 0;
+    }
+    penalised = end > begin;
+  }
+
+  const float m = row_max(z, vocab);
+  if (m == -INFINITY) {  // every value -inf or NaN: no token
+    a.tokens[row] = -1, a.logp[row] = NAN, a.logp_plain[row] = NAN;
+    return;
+  }
+  RowOut out;
+  if (greedy) {
+    out = RowOut{static_cast<int32_t>(std::find(z, z + vocab, m) - z), 0.0};
+  } else {
+    weigh_row(z, vocab, m, s.weight.data(), s.key.data());
+    out = draw_token(a, row, s);
+  }
+
+  // The plain distribution: z itself unless penalties or greedy's missing temperature changed it.
+  float plain_max = m, x_tok = z[out.token];
+  if (penalised || greedy) {
+    divide_row(logits, vocab, temperature, z);  // z is no longer needed
+    plain_max = row_max(z, vocab);
+    x_tok = z[out.token];
+  }
+  a.tokens[row] = out.token;
+  a.logp[row] = static_cast<float>(out.logp);
+  a.logp_plain[row] = static_cast<float>(plain_logp(x_tok, plain_max, plain_sum(z, vocab, plain_max)));
+}
+
+}  // namespace
+
+void sample(const SampleArgs& a) {
+  parallel_for(0, a.rows, 1, [&](int64_t lo, int64_t hi) {
+    RowScratch scratch(a.vocab);
+    for (int64_t row = lo; row < hi; row++) sample_row(a, row, scratch);
+  });
+}
+
+}  // namespace cpu
+}  // namespace talaria
