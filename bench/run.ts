@@ -12,8 +12,9 @@ import { measureStreamTriad } from './roofline.js';
 import gaeSuite from './gae.bench.js';
 import whitenSuite from './whiten.bench.js';
 import rlLossSuite from './rl_loss.bench.js';
+import samplingSuite from './sampling.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite, samplingSuite];
 
 function main(): number {
   const machine = info();
