@@ -2,9 +2,10 @@
 // native/core/kernels/sampling.h. Every per-token value comes from sampling_math.h, and every
 // combination of tokens is an integer sum, a max or a radix select, so the tokens are the CUDA kernel's.
 //
-// A row's values z, their order keys and integer weights live in per-thread scratch (12 B/token), so the
-// logits are read from memory once for z and once more only for the plain log-prob when penalties make it
-// differ from z. The history's counts use a per-thread int32[V] that is zeroed again through the history
+// A row's values z, their softmax terms, order keys and integer weights live in per-thread scratch
+// (16 B/token), so the logits are read from memory once for z and once more only for the plain log-prob
+// when penalties make it differ from z. The radix selects scan the row once for their first digit, then
+// only the candidates that share it (usually a handful), so top-k and top-p cost about one pass each. The history's counts use a per-thread int32[V] that is zeroed again through the history
 // itself (only the entries it touched), so penalties cost O(H) per row, not O(V).
 #include <algorithm>
 #include <cmath>
@@ -19,11 +20,18 @@ namespace talaria {
 namespace cpu {
 namespace {
 
+struct Candidate {
+  uint32_t key, weight;
+};
+
 struct RowScratch {
-  std::vector<float> z;
+  std::vector<float> z, term;
   std::vector<uint32_t> key, weight;
   std::vector<int32_t> counts;  // all zero between rows
-  explicit RowScratch(int64_t vocab) : z(vocab), key(vocab), weight(vocab), counts(vocab, 0) {}
+  std::vector<Candidate> candidates;
+  std::vector<uint64_t> histogram;
+  explicit RowScratch(int64_t vocab)
+      : z(vocab), term(vocab), key(vocab), weight(vocab), counts(vocab, 0), histogram(size_t{1} << 12) {}
 };
 
 // z_i = canonical(logit_i / T) for the whole row; the division and the canonicalisation vectorise.
@@ -42,40 +50,74 @@ TALARIA_SIMD_INLINE float row_max_impl(const float* __restrict z, int64_t vocab)
 }
 TALARIA_SIMD_FUNCTION(float, row_max, row_max_impl, (const float* z, int64_t vocab), (z, vocab))
 
-// Weights and keys: the same fmaf sequence in every variant (AVX2/AVX-512 fma or libm's correctly rounded
-// fmaf in the scalar build), so the bits do not depend on the variant.
-TALARIA_SIMD_INLINE int weigh_row_impl(const float* __restrict z, int64_t vocab, float m, uint32_t* __restrict weight,
-                                       uint32_t* __restrict key) {
+// Softmax terms, weights and keys: the same fmaf sequence in every variant (AVX2/AVX-512 fma, or libm's
+// correctly rounded fmaf in the scalar build), so the bits do not depend on the variant.
+TALARIA_SIMD_INLINE int weigh_row_impl(const float* __restrict z, int64_t vocab, float m, float* __restrict term,
+                                       uint32_t* __restrict weight, uint32_t* __restrict key) {
   for (int64_t i = 0; i < vocab; i++) {
-    weight[i] = token_weight(z[i], m);
+    term[i] = plain_term(z[i], m);
+    weight[i] = weight_of_term(term[i]);
     key[i] = sort_key(z[i]);
   }
   return 0;
 }
 TALARIA_SIMD_FUNCTION(int, weigh_row, weigh_row_impl,
-                      (const float* z, int64_t vocab, float m, uint32_t* weight, uint32_t* key), (z, vocab, m, weight, key))
+                      (const float* z, int64_t vocab, float m, float* term, uint32_t* weight, uint32_t* key),
+                      (z, vocab, m, term, weight, key))
 
-// sum_i plain_term(x_i, m) in f64, in index order.
-TALARIA_SIMD_INLINE double plain_sum_impl(const float* __restrict x, int64_t vocab, float m) {
+// The plain terms alone (for the plain log-prob when it differs from z).
+TALARIA_SIMD_INLINE int term_row_impl(const float* __restrict x, int64_t vocab, float m, float* __restrict term) {
+  for (int64_t i = 0; i < vocab; i++) term[i] = plain_term(x[i], m);
+  return 0;
+}
+TALARIA_SIMD_FUNCTION(int, term_row, term_row_impl, (const float* x, int64_t vocab, float m, float* term), (x, vocab, m, term))
+
+// sum_i term_i in f64 over 8 fixed lanes (element i goes to lane i % 8), then the lanes in order: the
+// same order in every variant, and a loop the compiler can vectorise.
+TALARIA_SIMD_INLINE double term_sum_impl(const float* __restrict term, int64_t vocab) {
+  double lane[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= vocab; i += 8)
+    for (int j = 0; j < 8; j++) lane[j] += static_cast<double>(term[i + j]);
+  for (int j = 0; i < vocab; i++, j++) lane[j] += static_cast<double>(term[i]);
   double sum = 0.0;
-  for (int64_t i = 0; i < vocab; i++) sum += static_cast<double>(plain_term(x[i], m));
+  for (int j = 0; j < 8; j++) sum += lane[j];
   return sum;
 }
-TALARIA_SIMD_FUNCTION(double, plain_sum, plain_sum_impl, (const float* x, int64_t vocab, float m), (x, vocab, m))
+TALARIA_SIMD_FUNCTION(double, term_sum, term_sum_impl, (const float* term, int64_t vocab), (term, vocab))
 
 // The largest key v with (sum over keys k >= max(v, floor) of weight, or of 1 without weights) >= target.
-uint32_t radix_select(const uint32_t* key, const uint32_t* weight, int64_t vocab, uint32_t floor, uint64_t target) {
-  uint32_t prefix = 0;
+// Digits of 12, 10 and 10 bits: the first scans the row with a 4096-bucket histogram (32 KB, in L1), which
+// splits each binade of values 8 ways, so the candidates that share it are few even when the row's values
+// span only a few binades; the later digits scan only those candidates.
+constexpr int kDigitBits[3] = {12, 10, 10};
+constexpr int kFirstBuckets = 1 << kDigitBits[0];
+
+uint32_t radix_select(const uint32_t* key, const uint32_t* weight, int64_t vocab, uint32_t floor, uint64_t target,
+                      RowScratch& s) {
+  uint64_t* histogram = s.histogram.data();
+  int shift = 32 - kDigitBits[0];
+  std::fill(histogram, histogram + kFirstBuckets, 0);
+  for (int64_t i = 0; i < vocab; i++)
+    if (key[i] >= floor) histogram[key[i] >> shift] += weight ? weight[i] : 1;
   uint64_t above = 0;
-  for (int pass = 0; pass < kRadixPasses; pass++) {
-    const int shift = 32 - kRadixBits * (pass + 1);
-    const uint32_t chosen_mask = pass == 0 ? 0u : ~0u << (shift + kRadixBits);
-    uint64_t histogram[kRadixBuckets] = {};
-    for (int64_t i = 0; i < vocab; i++) {
-      const uint32_t k = key[i];
-      if (k >= floor && (k & chosen_mask) == prefix) histogram[(k >> shift) & (kRadixBuckets - 1)] += weight ? weight[i] : 1;
-    }
-    prefix |= static_cast<uint32_t>(choose_bucket(histogram, above, target)) << shift;
+  uint32_t digit = static_cast<uint32_t>(choose_bucket(histogram, kFirstBuckets, above, target));
+  uint32_t prefix = digit << shift;
+  std::vector<Candidate>& candidates = s.candidates;
+  candidates.clear();
+  for (int64_t i = 0; i < vocab; i++)
+    if (key[i] >= floor && (key[i] >> shift) == digit) candidates.push_back(Candidate{key[i], weight ? weight[i] : 1});
+  for (int d = 1; d < 3; d++) {
+    shift -= kDigitBits[d];
+    const int buckets = 1 << kDigitBits[d];
+    std::fill(histogram, histogram + buckets, 0);
+    for (const Candidate& c : candidates) histogram[(c.key >> shift) & (buckets - 1)] += c.weight;
+    digit = static_cast<uint32_t>(choose_bucket(histogram, buckets, above, target));
+    prefix |= digit << shift;
+    size_t kept = 0;
+    for (const Candidate& c : candidates)
+      if (((c.key >> shift) & (buckets - 1)) == digit) candidates[kept++] = c;
+    candidates.resize(kept);
   }
   return prefix;
 }
@@ -86,16 +128,16 @@ struct RowOut {
 };
 
 // Steps 4-7 of sampling.h on a row's weights and keys.
-RowOut draw_token(const SampleArgs& a, int64_t row, const RowScratch& s) {
+RowOut draw_token(const SampleArgs& a, int64_t row, RowScratch& s) {
   const int64_t vocab = a.vocab;
   const uint32_t* key = s.key.data();
   const uint32_t* weight = s.weight.data();
   uint32_t floor = 0;
-  if (a.top_k > 0 && a.top_k < vocab) floor = radix_select(key, nullptr, vocab, 0, static_cast<uint64_t>(a.top_k));
+  if (a.top_k > 0 && a.top_k < vocab) floor = radix_select(key, nullptr, vocab, 0, static_cast<uint64_t>(a.top_k), s);
   if (a.top_p < 1.0f) {
     uint64_t total = 0;
     for (int64_t i = 0; i < vocab; i++) total += key[i] >= floor ? weight[i] : 0;
-    floor = radix_select(key, weight, vocab, floor, top_p_target(a.top_p, total));
+    floor = radix_select(key, weight, vocab, floor, top_p_target(a.top_p, total), s);
   }
   const uint32_t min_weight = a.min_p > 0.0f ? min_p_weight(a.min_p) : 0;
   uint64_t survivors = 0;
@@ -144,20 +186,20 @@ void sample_row(const SampleArgs& a, int64_t row, RowScratch& s) {
   if (greedy) {
     out = RowOut{static_cast<int32_t>(std::find(z, z + vocab, m) - z), 0.0};
   } else {
-    weigh_row(z, vocab, m, s.weight.data(), s.key.data());
+    weigh_row(z, vocab, m, s.term.data(), s.weight.data(), s.key.data());
     out = draw_token(a, row, s);
   }
 
   // The plain distribution: z itself unless penalties or greedy's missing temperature changed it.
-  float plain_max = m, x_tok = z[out.token];
+  float plain_max = m;
   if (penalised || greedy) {
     divide_row(logits, vocab, temperature, z);  // z is no longer needed
     plain_max = row_max(z, vocab);
-    x_tok = z[out.token];
+    term_row(z, vocab, plain_max, s.term.data());
   }
   a.tokens[row] = out.token;
   a.logp[row] = static_cast<float>(out.logp);
-  a.logp_plain[row] = static_cast<float>(plain_logp(x_tok, plain_max, plain_sum(z, vocab, plain_max)));
+  a.logp_plain[row] = static_cast<float>(plain_logp(z[out.token], plain_max, term_sum(s.term.data(), vocab)));
 }
 
 }  // namespace

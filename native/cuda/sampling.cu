@@ -99,7 +99,7 @@ __device__ uint32_t block_radix_select(const RowValues& values, int64_t vocab, f
       if (w != 0) atomicAdd(&histogram[(k >> shift) & (kRadixBuckets - 1)], static_cast<unsigned long long>(w));
     }
     __syncthreads();  // counted -> every thread picks the same bucket
-    prefix |= static_cast<uint32_t>(choose_bucket(reinterpret_cast<const uint64_t*>(histogram), above, target)) << shift;
+    prefix |= static_cast<uint32_t>(choose_bucket(reinterpret_cast<const uint64_t*>(histogram), kRadixBuckets, above, target)) << shift;
     __syncthreads();  // read -> the next pass zeroes
   }
   return prefix;

@@ -117,17 +117,16 @@ TALARIA_HOST_DEVICE float exp_nonpositive(float x) {
   return p * scale;
 }
 
-// The integer weight of a token with (canonical) value z in a row whose largest value is m (finite or
-// +inf): floor(e^(z-m) * 2^31). Tokens equal to the max weigh 2^31 (an +inf max then takes all the mass);
-// -inf weighs 0.
-TALARIA_HOST_DEVICE uint32_t token_weight(float z, float m) {
-  if (z == m) return kWeightMax;
-  const uint32_t e = static_cast<uint32_t>(exp_nonpositive(z - m) * kWeightOne);
+// The f32 softmax numerator e^(x - m) of a (canonical) value x in a row whose largest value is m (finite
+// or +inf): exactly 1 for the max itself (so an +inf max takes all the mass), 0 for -inf.
+TALARIA_HOST_DEVICE float plain_term(float x, float m) { return x == m ? 1.0f : exp_nonpositive(x - m); }
+
+// The integer weight floor(term * 2^31) of a token; the max weighs 2^31.
+TALARIA_HOST_DEVICE uint32_t weight_of_term(float term) {
+  const uint32_t e = static_cast<uint32_t>(term * kWeightOne);
   return e < kWeightMax ? e : kWeightMax;
 }
-
-// The f32 softmax numerator for the plain log-prob's sum (no quantisation).
-TALARIA_HOST_DEVICE float plain_term(float x, float m) { return x == m ? 1.0f : exp_nonpositive(x - m); }
+TALARIA_HOST_DEVICE uint32_t token_weight(float z, float m) { return weight_of_term(plain_term(z, m)); }
 
 // log softmax(x)[tok] from the max m and sum_i plain_term(x_i, m) (exact 0 offset for the max itself, so a
 // +inf max gives -log(count of +inf)).
@@ -136,15 +135,15 @@ TALARIA_HOST_DEVICE double plain_logp(float x_tok, float m, double sum) {
   return shifted - log(sum);
 }
 
-// Radix select, one 8-bit digit at a time from the top (4 passes over 32-bit keys). Given the histogram
-// of one digit (count or weight per bucket, among the keys that match the digits chosen so far) and
+// Radix select, one digit at a time from the top (CUDA: 4 digits of 8 bits; the CPU: 12 + 10 + 10, see
+// sampling.cpp). Given the histogram of `buckets` values of one digit (count or weight per bucket, among the keys that match the digits chosen so far) and
 // `above`, the mass of keys greater than every key of that histogram, picks the highest bucket at which
 // the mass of keys >= it reaches `target`, and adds the buckets above it to `above`. The caller
 // guarantees the total mass reaches `target`.
 constexpr int kRadixBits = 8, kRadixBuckets = 1 << kRadixBits, kRadixPasses = 32 / kRadixBits;
 
-TALARIA_HOST_DEVICE int choose_bucket(const uint64_t* histogram, uint64_t& above, uint64_t target) {
-  for (int b = kRadixBuckets - 1; b > 0; b--) {
+TALARIA_HOST_DEVICE int choose_bucket(const uint64_t* histogram, int buckets, uint64_t& above, uint64_t target) {
+  for (int b = buckets - 1; b > 0; b--) {
     if (above + histogram[b] >= target) return b;
     above += histogram[b];
   }
