@@ -11,7 +11,6 @@
 namespace talaria::addon {
 namespace {
 
-constexpr double kMaxSafeInteger = 9007199254740991.0;  // 2^53 - 1
 constexpr double kMaxInt32 = 2147483647.0;
 
 // A required or optional integer option in [lo, hi]; `fallback` when absent (required: fallback < 0).

@@ -40,6 +40,13 @@ __device__ __forceinline__ T shfl_down_words(T value, int delta) {
   return out.value;
 }
 
+// The plain sum as a Combine, for f64 sums and (exact) integer sums.
+template <typename T>
+struct AddCombine {
+  __device__ static T identity() { return T(0); }
+  __device__ void operator()(T& into, const T& from) const { into += from; }
+};
+
 template <typename T, typename Combine>
 __device__ __forceinline__ T warp_reduce(T value, Combine combine) {
 #pragma unroll

@@ -61,14 +61,6 @@ struct ArgMaxCombine {
     if (from.value > into.value || (from.value == into.value && from.index < into.index)) into = from;
   }
 };
-struct SumF64 {
-  __device__ static double identity() { return 0.0; }
-  __device__ void operator()(double& into, const double& from) const { into += from; }
-};
-struct SumU64 {
-  __device__ static uint64_t identity() { return 0; }
-  __device__ void operator()(uint64_t& into, const uint64_t& from) const { into += from; }
-};
 
 // block_reduce, with the result broadcast to every thread.
 template <typename T, typename Combine>
@@ -150,7 +142,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a, int32_t*
           const float z = values(i);
           mine += sort_key(z) >= floor ? token_weight(z, m) : 0u;
         }
-        const uint64_t total = block_all_reduce(mine, SumU64{}, mass_scratch);
+        const uint64_t total = block_all_reduce(mine, AddCombine<uint64_t>{}, mass_scratch);
         floor = block_radix_select(values, vocab, m, true, floor, top_p_target(a.top_p, total), histogram);
       }
       const uint32_t min_weight = a.min_p > 0.0f ? min_p_weight(a.min_p) : 0u;
@@ -197,7 +189,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a, int32_t*
     double sum = 0.0;
     for (int64_t i = threadIdx.x; i < vocab; i += kThreads)
       sum += static_cast<double>(plain_term(separate ? plain(i) : values(i), plain_max));
-    sum = block_reduce(sum, SumF64{}, sum_scratch);
+    sum = block_reduce(sum, AddCombine<double>{}, sum_scratch);
     if (threadIdx.x == 0) {
       a.tokens[row] = token;
       a.logp[row] = static_cast<float>(logp);
