@@ -166,6 +166,30 @@ describe.each(backendsUnderTest)('sample on $backend', ({ device }) => {
     expectSupport(device, logits, { minP: 0.999 }, [0, 6]);
   });
 
+  it('penalties change exactly the tokens in the history', () => {
+    // Every row holds the same logits, so within one call a token's logp is one value, log(e_j / W). With
+    // penalties on tokens 2 and 5 (not the max), every other token keeps its weight e_j, so its logp moves
+    // by the same log(W / W') and the two penalised tokens' by more.
+    const row = [0.5, 1.5, 2.5, -0.5, 0.25, 1, 3, -1];
+    const rows = 1000, vocab = row.length;
+    const logits = Float32Array.from({ length: rows * vocab }, (_, i) => row[i % vocab]);
+    const history = Int32Array.from({ length: rows * 3 }, (_, j) => [2, 5, 5][j % 3]);
+    const historyOffsets = Int32Array.from({ length: rows + 1 }, (_, r) => 3 * r);
+    const logpOf = (input: SampleReferenceInput) => {
+      const got = sampleOn(device, input), out = new Array<number>(vocab).fill(NaN);
+      got.tokens.forEach((t, r) => { out[t] = got.logp[r]; });
+      return out;
+    };
+    const plain = logpOf({ logits, vocabSize: vocab, seed: 3 });
+    const penalised = logpOf({ logits, vocabSize: vocab, seed: 3, history, historyOffsets, repetitionPenalty: 1.5, frequencyPenalty: 0.2 });
+    const shift = penalised.map((p, j) => p - plain[j]);
+    const others = [0, 1, 3, 4, 6, 7].map((j) => shift[j]);
+    expect(others.every(Number.isFinite)).toBe(true);
+    for (const s of others) expect(Math.abs(s - others[0])).toBeLessThan(1e-6);
+    expect(others[0]).toBeGreaterThan(0);  // the penalised tokens' mass went to the others
+    for (const j of [2, 5]) expect(shift[j]).toBeLessThan(others[0] - 0.1);
+  });
+
   it('greedy takes the argmax of the penalised logits, the lowest index on ties', () => {
     const vocab = 6;
     const logits = Float32Array.from([1, 5, 2, 5, -1, 0, /* row 1 */ 3, 3, 3, 3, 3, 3, /* row 2 */ 4, 2, 3.5, 4, 1, 0]);
