@@ -97,7 +97,18 @@ __device__ uint32_t block_radix_select(const RowValues& values, int64_t vocab, f
   return prefix;
 }
 
-__global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a, int32_t* counts_all) {
+// A token's weight if it survived top-k/top-p (key >= floor) and min-p, else 0.
+__device__ __forceinline__ uint32_t survivor_weight(const RowValues& values, int64_t i, float m, uint32_t floor,
+                                                    uint32_t min_weight) {
+  const float z = values(i);
+  const uint32_t w = token_weight(z, m);
+  return (sort_key(z) >= floor && w >= min_weight) ? w : 0u;
+}
+
+// At least 3 blocks per SM: ptxas then allots ~80 registers and spills nothing on sm_80/sm_90 (with the
+// thread bound alone it chose 64 and spilled on sm_90), and 24 warps per SM hide the L2 latency of the
+// row passes.
+__global__ void __launch_bounds__(kThreads, 3) sample_kernel(SampleArgs a, int32_t* counts_all) {
   __shared__ unsigned long long histogram[kRadixBuckets];
   __shared__ ArgMax argmax_scratch[kWarps];
   __shared__ double sum_scratch[kWarps];
@@ -149,20 +160,15 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleArgs a, int32_t*
       // The draw over contiguous slices, so the running sum runs in vocab order.
       const int64_t slice = ceil_div(vocab, kThreads);
       const int64_t begin = threadIdx.x * slice, end = begin + slice < vocab ? begin + slice : vocab;
-      auto survivor_weight = [&](int64_t i) {
-        const float z = values(i);
-        const uint32_t w = token_weight(z, m);
-        return (sort_key(z) >= floor && w >= min_weight) ? w : 0u;
-      };
       uint64_t mine = 0;
-      for (int64_t i = begin; i < end; i++) mine += survivor_weight(i);
+      for (int64_t i = begin; i < end; i++) mine += survivor_weight(values, i, m, floor, min_weight);
       uint64_t survivors = 0;
       const uint64_t base = block_exclusive_sum(mine, mass_scratch, survivors);
       const uint64_t target = mul_hi64(row_random(a.seed, a.offset, static_cast<uint64_t>(row)), survivors);
       if (base <= target && target < base + mine) {  // exactly one thread
         uint64_t running = base;
         for (int64_t i = begin; i < end; i++) {
-          const uint32_t w = survivor_weight(i);
+          const uint32_t w = survivor_weight(values, i, m, floor, min_weight);
           running += w;
           if (running > target) {
             drawn_token = static_cast<int32_t>(i);
