@@ -37,7 +37,7 @@ struct RowScratch {
 // z_i = canonical(logit_i / T) for the whole row; the division and the canonicalisation vectorise.
 TALARIA_SIMD_INLINE int divide_row_impl(const float* __restrict logits, int64_t vocab, float temperature,
                                         float* __restrict z) {
-  for (int64_t i = 0; i < vocab; i++) z[i] = canonical_logit(logits[i] / temperature);
+  for (int64_t i = 0; i < vocab; i++) z[i] = canonical_logit(div_rn(logits[i], temperature));
   return 0;
 }
 TALARIA_SIMD_FUNCTION(int, divide_row, divide_row_impl,
@@ -171,7 +171,7 @@ void sample_row(const SampleArgs& a, int64_t row, RowScratch& s) {
     for (const int32_t* t = begin; t < end; t++) counts[*t]++;
     for (const int32_t* t = begin; t < end; t++) {
       if (counts[*t] == 0) continue;  // a repeat, already applied
-      z[*t] = canonical_logit(penalized_logit(logits[*t], counts[*t], a.penalties) / divisor);
+      z[*t] = canonical_logit(div_rn(penalized_logit(logits[*t], counts[*t], a.penalties), divisor));
       counts[*t] = 0;
     }
     penalised = end > begin;

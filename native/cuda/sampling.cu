@@ -47,7 +47,7 @@ struct RowValues {
   Penalties penalties;
   __device__ float operator()(int64_t i) const {
     const int32_t count = counts != nullptr ? counts[i] : 0;
-    return canonical_logit(penalized_logit(logits[i], count, penalties) / divisor);
+    return canonical_logit(div_rn(penalized_logit(logits[i], count, penalties), divisor));
   }
 };
 

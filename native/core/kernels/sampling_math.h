@@ -9,6 +9,13 @@
 
 #include "rl_math.h"  // TALARIA_HOST_DEVICE
 
+// Host fast-math would let the compiler reassociate and the bits (so the tokens) could differ from the
+// device's. Refuse to build that way. On the device the _rn intrinsics below hold even under
+// --use_fast_math (which nvcc does not announce with a macro).
+#if defined(__FAST_MATH__)
+#error "sampling_math.h needs IEEE arithmetic: build without -ffast-math"
+#endif
+
 namespace talaria {
 
 // Philox4x32-10 (Salmon et al., SC11; the constants of Random123's philox.h).
@@ -64,8 +71,40 @@ TALARIA_HOST_DEVICE float f32_from_bits(uint32_t bits) {
 #endif
 }
 
+// Single IEEE operations, rounded to nearest: on the device through the _rn intrinsics, which nvcc never
+// contracts into an fma nor approximates (a plain a / b becomes an approximation under --use_fast_math).
+// On the host plain operators: GCC only contracts a multiply feeding an add, which this file never writes.
+TALARIA_HOST_DEVICE float sub_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+TALARIA_HOST_DEVICE float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+TALARIA_HOST_DEVICE float div_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+TALARIA_HOST_DEVICE float fma_rn(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return fmaf(a, b, c);
+#endif
+}
+
 // NaN becomes -inf (never sampled) and -0 becomes +0, so comparing keys is comparing values.
-TALARIA_HOST_DEVICE float canonical_logit(float z) { return z != z ? -INFINITY : z + 0.0f; }
+TALARIA_HOST_DEVICE float canonical_logit(float z) { return z != z ? -INFINITY : (z == 0.0f ? 0.0f : z); }
 
 // An order-preserving key: a < b exactly when key(a) < key(b), for canonical (non-NaN, no -0) floats.
 TALARIA_HOST_DEVICE uint32_t sort_key(float z) {
@@ -87,8 +126,8 @@ TALARIA_HOST_DEVICE bool penalties_active(const Penalties& p) {
 // explicit so the rounding is the same everywhere.
 TALARIA_HOST_DEVICE float penalized_logit(float logit, int32_t count, const Penalties& p) {
   if (count <= 0) return logit;
-  const float subtract = fmaf(p.frequency, static_cast<float>(count), p.presence);
-  return logit > 0.0f ? logit / p.repetition - subtract : fmaf(logit, p.repetition, -subtract);
+  const float subtract = fma_rn(p.frequency, static_cast<float>(count), p.presence);
+  return logit > 0.0f ? sub_rn(div_rn(logit, p.repetition), subtract) : fma_rn(logit, p.repetition, -subtract);
 }
 
 // The weight scale: the max token weighs exactly 2^31.
@@ -103,27 +142,27 @@ TALARIA_HOST_DEVICE float exp_nonpositive(float x) {
   if (!(x >= -87.0f)) return 0.0f;  // NaN included
   constexpr float kLog2e = 0xb8aa3bp-23f, kLn2Hi = 0x163p-9f, kLn2Lo = -0xde8083p-36f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: the fmaf's rounding makes n an integer
-  const float n = fmaf(x, kLog2e, kRound) - kRound;
-  const float r = fmaf(-n, kLn2Lo, fmaf(-n, kLn2Hi, x));
+  const float n = sub_rn(fma_rn(x, kLog2e, kRound), kRound);
+  const float r = fma_rn(-n, kLn2Lo, fma_rn(-n, kLn2Hi, x));
   float p = 0xd06967p-36f;
-  p = fmaf(p, r, 0xb743cep-33f);
-  p = fmaf(p, r, 0x888908p-30f);
-  p = fmaf(p, r, 0xaaa9c1p-28f);
-  p = fmaf(p, r, 0xaaaaaap-26f);
-  p = fmaf(p, r, 0.5f);
-  p = fmaf(p, r, 1.0f);
-  p = fmaf(p, r, 1.0f);
+  p = fma_rn(p, r, 0xb743cep-33f);
+  p = fma_rn(p, r, 0x888908p-30f);
+  p = fma_rn(p, r, 0xaaa9c1p-28f);
+  p = fma_rn(p, r, 0xaaaaaap-26f);
+  p = fma_rn(p, r, 0.5f);
+  p = fma_rn(p, r, 1.0f);
+  p = fma_rn(p, r, 1.0f);
   const float scale = f32_from_bits(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);  // n in [-126, 0]
-  return p * scale;
+  return mul_rn(p, scale);
 }
 
 // The f32 softmax numerator e^(x - m) of a (canonical) value x in a row whose largest value is m (finite
 // or +inf): exactly 1 for the max itself (so an +inf max takes all the mass), 0 for -inf.
-TALARIA_HOST_DEVICE float plain_term(float x, float m) { return x == m ? 1.0f : exp_nonpositive(x - m); }
+TALARIA_HOST_DEVICE float plain_term(float x, float m) { return x == m ? 1.0f : exp_nonpositive(sub_rn(x, m)); }
 
 // The integer weight floor(term * 2^31) of a token; the max weighs 2^31.
 TALARIA_HOST_DEVICE uint32_t weight_of_term(float term) {
-  const uint32_t e = static_cast<uint32_t>(term * kWeightOne);
+  const uint32_t e = static_cast<uint32_t>(mul_rn(term, kWeightOne));
   return e < kWeightMax ? e : kWeightMax;
 }
 TALARIA_HOST_DEVICE uint32_t token_weight(float z, float m) { return weight_of_term(plain_term(z, m)); }
