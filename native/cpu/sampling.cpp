@@ -43,9 +43,16 @@ TALARIA_SIMD_INLINE int divide_row_impl(const float* __restrict logits, int64_t 
 TALARIA_SIMD_FUNCTION(int, divide_row, divide_row_impl,
                       (const float* logits, int64_t vocab, float temperature, float* z), (logits, vocab, temperature, z))
 
+// In 16 lanes (the max is exact in any order), so it vectorises: one running max would be a serial chain.
 TALARIA_SIMD_INLINE float row_max_impl(const float* __restrict z, int64_t vocab) {
+  float lane[16];
+  for (int j = 0; j < 16; j++) lane[j] = -INFINITY;
+  int64_t i = 0;
+  for (; i + 16 <= vocab; i += 16)
+    for (int j = 0; j < 16; j++) lane[j] = z[i + j] > lane[j] ? z[i + j] : lane[j];
+  for (int j = 0; i < vocab; i++, j++) lane[j] = z[i] > lane[j] ? z[i] : lane[j];
   float m = -INFINITY;
-  for (int64_t i = 0; i < vocab; i++) m = z[i] > m ? z[i] : m;
+  for (int j = 0; j < 16; j++) m = lane[j] > m ? lane[j] : m;
   return m;
 }
 TALARIA_SIMD_FUNCTION(float, row_max, row_max_impl, (const float* z, int64_t vocab), (z, vocab))
@@ -85,6 +92,52 @@ TALARIA_SIMD_INLINE double term_sum_impl(const float* __restrict term, int64_t v
   return sum;
 }
 TALARIA_SIMD_FUNCTION(double, term_sum, term_sum_impl, (const float* term, int64_t vocab), (term, vocab))
+
+// The weight of the tokens whose key is >= floor (the top-k survivors' mass, for top-p).
+TALARIA_SIMD_INLINE uint64_t mass_at_or_above_impl(const uint32_t* __restrict key, const uint32_t* __restrict weight,
+                                                   int64_t vocab, uint32_t floor) {
+  uint64_t total = 0;
+  for (int64_t i = 0; i < vocab; i++) total += key[i] >= floor ? weight[i] : 0u;
+  return total;
+}
+TALARIA_SIMD_FUNCTION(uint64_t, mass_at_or_above, mass_at_or_above_impl,
+                      (const uint32_t* key, const uint32_t* weight, int64_t vocab, uint32_t floor), (key, weight, vocab, floor))
+
+// Zeroes the weight of every token outside the support (key < floor or weight < min_weight); returns W_S.
+TALARIA_SIMD_INLINE uint64_t keep_survivors_impl(const uint32_t* __restrict key, uint32_t* __restrict weight,
+                                                 int64_t vocab, uint32_t floor, uint32_t min_weight) {
+  uint64_t total = 0;
+  for (int64_t i = 0; i < vocab; i++) {
+    const uint32_t w = (key[i] >= floor && weight[i] >= min_weight) ? weight[i] : 0u;
+    weight[i] = w;
+    total += w;
+  }
+  return total;
+}
+TALARIA_SIMD_FUNCTION(uint64_t, keep_survivors, keep_survivors_impl,
+                      (const uint32_t* key, uint32_t* weight, int64_t vocab, uint32_t floor, uint32_t min_weight),
+                      (key, weight, vocab, floor, min_weight))
+
+// The smallest index whose running weight exceeds target (< the total): whole blocks of 256 by their sums
+// (a vectorised loop), then one block token by token.
+TALARIA_SIMD_INLINE int64_t first_exceeding_impl(const uint32_t* __restrict weight, int64_t vocab, uint64_t target) {
+  constexpr int64_t kBlock = 256;
+  uint64_t running = 0;
+  int64_t i = 0;
+  for (; i + kBlock <= vocab; i += kBlock) {
+    uint64_t block = 0;
+    for (int64_t j = i; j < i + kBlock; j++) block += weight[j];
+    if (running + block > target) break;
+    running += block;
+  }
+  for (; i < vocab; i++) {
+    running += weight[i];
+    if (running > target) return i;
+  }
+  return -1;  // unreachable: target < the total
+}
+TALARIA_SIMD_FUNCTION(int64_t, first_exceeding, first_exceeding_impl, (const uint32_t* weight, int64_t vocab, uint64_t target),
+                      (weight, vocab, target))
 
 // The largest key v with (sum over keys k >= max(v, floor) of weight, or of 1 without weights) >= target.
 // Digits of 12, 10 and 10 bits: the first scans the row with a 4096-bucket histogram (32 KB, in L1), which
@@ -127,30 +180,20 @@ struct RowOut {
   double logp;
 };
 
-// Steps 4-7 of sampling.h on a row's weights and keys.
+// Steps 4-7 of sampling.h on a row's weights and keys (the weights outside the support become 0).
 RowOut draw_token(const SampleArgs& a, int64_t row, RowScratch& s) {
   const int64_t vocab = a.vocab;
   const uint32_t* key = s.key.data();
-  const uint32_t* weight = s.weight.data();
+  uint32_t* weight = s.weight.data();
   uint32_t floor = 0;
   if (a.top_k > 0 && a.top_k < vocab) floor = radix_select(key, nullptr, vocab, 0, static_cast<uint64_t>(a.top_k), s);
-  if (a.top_p < 1.0f) {
-    uint64_t total = 0;
-    for (int64_t i = 0; i < vocab; i++) total += key[i] >= floor ? weight[i] : 0;
-    floor = radix_select(key, weight, vocab, floor, top_p_target(a.top_p, total), s);
-  }
+  if (a.top_p < 1.0f)
+    floor = radix_select(key, weight, vocab, floor, top_p_target(a.top_p, mass_at_or_above(key, weight, vocab, floor)), s);
   const uint32_t min_weight = a.min_p > 0.0f ? min_p_weight(a.min_p) : 0;
-  uint64_t survivors = 0;
-  for (int64_t i = 0; i < vocab; i++) survivors += (key[i] >= floor && weight[i] >= min_weight) ? weight[i] : 0;
+  const uint64_t survivors = keep_survivors(key, weight, vocab, floor, min_weight);
   const uint64_t target = mul_hi64(row_random(a.seed, a.offset, static_cast<uint64_t>(row)), survivors);
-  uint64_t running = 0;
-  for (int64_t i = 0; i < vocab; i++) {
-    if (key[i] < floor || weight[i] < min_weight) continue;
-    running += weight[i];
-    if (running > target)
-      return RowOut{static_cast<int32_t>(i), std::log(static_cast<double>(weight[i]) / static_cast<double>(survivors))};
-  }
-  return RowOut{-1, NAN};  // unreachable: target < survivors
+  const int64_t token = first_exceeding(weight, vocab, target);
+  return RowOut{static_cast<int32_t>(token), std::log(static_cast<double>(weight[token]) / static_cast<double>(survivors))};
 }
 
 void sample_row(const SampleArgs& a, int64_t row, RowScratch& s) {
