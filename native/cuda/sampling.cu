@@ -15,7 +15,9 @@
 //      the integer weights (uint64 shared atomics).
 //   4. the draw: thread t owns a contiguous slice of the vocabulary; block_exclusive_sum of the slices'
 //      survivor weights gives W_S and each slice's base; the one thread whose slice holds the target walks
-//      it in vocab order.
+//      it in vocab order. A warp's loads here are strided by the slice length (not coalesced); each
+//      thread walks its own lines, which stay in L1 between iterations. A tiled scan would coalesce, at
+//      the cost of a block scan and its barriers per tile; this pass is one of ~12, so simple wins.
 //   5. logpPlain: max and f64 sum of the plain terms (block_reduce in a fixed order; not bitwise the CPU's
 //      sum, which runs in index order).
 // z is recomputed from the logits (and counts) in every pass rather than stored: it costs a division
