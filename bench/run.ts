@@ -14,8 +14,9 @@ import whitenSuite from './whiten.bench.js';
 import rlLossSuite from './rl_loss.bench.js';
 import rewardsSuite from './rewards.bench.js';
 import preferenceSuite from './preference.bench.js';
+import samplingSuite from './sampling.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, samplingSuite];
 
 function main(): number {
   const machine = info();

@@ -106,6 +106,8 @@ export interface NativeAddon {
   dpoLossAsync: NativeAsyncKernel;
   rankingLoss: NativeKernel;
   rankingLossAsync: NativeAsyncKernel;
+  sample: NativeKernel;
+  sampleAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }

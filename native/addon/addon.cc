@@ -10,6 +10,7 @@
 #include "addon_rl.h"
 #include "addon_rl_loss.h"
 #include "addon_roofline.h"
+#include "addon_sampling.h"
 #include "addon_tensor.h"
 #include "errors.h"
 
@@ -68,6 +69,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   export_rl_loss(env, exports);
   export_rewards(env, exports);
   export_preference(env, exports);
+  export_sampling(env, exports);
   export_roofline(env, exports);
   return exports;
 }

@@ -14,7 +14,6 @@
 namespace talaria::addon {
 namespace {
 
-constexpr double kMaxSafeInteger = 9007199254740991.0;
 
 // cuSeqlens: i32[B+1] on `device`, starting at 0, never decreasing and ending at `num_tokens`.
 std::vector<int32_t> checked_cu_seqlens(const TensorArg& cu_seqlens, int64_t num_seqs, int64_t num_tokens,

@@ -57,6 +57,8 @@ std::shared_ptr<Napi::Reference<Napi::Value>> persistent(const Napi::Value& valu
 
 // Hyperparameters become f32 in the kernels.
 constexpr double kFloatMax = FLT_MAX;
+// The largest integer a JS number holds exactly, 2^53 - 1 (Number.MAX_SAFE_INTEGER).
+constexpr double kMaxSafeInteger = 9007199254740991.0;
 
 // Options objects. `options` may be undefined (all defaults). Unknown keys are rejected so that a typo
 // such as `lamda` cannot silently fall back to a default.

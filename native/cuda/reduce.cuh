@@ -4,6 +4,8 @@
 //   block_reduce(value, combine, scratch)   a block's per-thread partials -> thread 0 holds the result.
 //       A shuffle tree inside each warp (fixed pairing), then warp 0 folds the warps' results in index
 //       order. `scratch` is __shared__ T[blockDim.x / 32]. Every thread of the block must call it.
+//   block_exclusive_sum(value, scratch, total)   exclusive prefix sums of the threads' uint64 values in
+//       thread order, and their total. Integer, so exact. `scratch` is __shared__ uint64_t[blockDim.x / 32 + 1].
 //   reduce_partials_kernel<T, Combine>      one block of kReduceThreads folds P per-block partials:
 //       thread i takes partials i, i + 256, ... in order, then block_reduce. Launch it with one block of kReduceThreads.
 //
@@ -38,6 +40,13 @@ __device__ __forceinline__ T shfl_down_words(T value, int delta) {
   return out.value;
 }
 
+// The plain sum as a Combine, for f64 sums and (exact) integer sums.
+template <typename T>
+struct AddCombine {
+  __device__ static T identity() { return T(0); }
+  __device__ void operator()(T& into, const T& from) const { into += from; }
+};
+
 template <typename T, typename Combine>
 __device__ __forceinline__ T warp_reduce(T value, Combine combine) {
 #pragma unroll
@@ -62,6 +71,32 @@ __device__ T block_reduce(T value, Combine combine, T* scratch) {
   }
   __syncthreads();  // scratch may be reused by the caller's next block_reduce
   return total;
+}
+
+__device__ inline uint64_t block_exclusive_sum(uint64_t value, uint64_t* scratch, uint64_t& total) {
+  uint64_t inclusive = value;
+#pragma unroll
+  for (int delta = 1; delta < kWarpSize; delta *= 2) {
+    const uint64_t up = __shfl_up_sync(kFullMask, inclusive, delta);
+    if (lane_id() >= delta) inclusive += up;
+  }
+  if (lane_id() == kWarpSize - 1) scratch[warp_id()] = inclusive;
+  __syncthreads();
+  const int warps = static_cast<int>(blockDim.x) / kWarpSize;
+  if (threadIdx.x == 0) {
+    uint64_t running = 0;
+    for (int w = 0; w < warps; w++) {
+      const uint64_t warp_total = scratch[w];
+      scratch[w] = running;
+      running += warp_total;
+    }
+    scratch[warps] = running;
+  }
+  __syncthreads();
+  const uint64_t exclusive = scratch[warp_id()] + inclusive - value;
+  total = scratch[warps];
+  __syncthreads();  // scratch may be reused by the caller's next scan
+  return exclusive;
 }
 
 template <typename T, typename Combine>

@@ -58,10 +58,7 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarpsPerBlock = kThreads / kWarpSize;
 
-struct AddF64 {
-  __device__ static double identity() { return 0.0; }
-  __device__ void operator()(double& into, const double& from) const { into += from; }
-};
+using AddF64 = AddCombine<double>;
 
 // The sums over B of pass 1.
 struct ScoreSums {

@@ -32,6 +32,13 @@ export function tensorOn(data: TypedArray, device: string): Tensor {
   return tensor;
 }
 
+/** A [rows, cols] Tensor on `device` holding `data` (remembered for disposeTensors). */
+export function matrixOn(data: Float32Array, cols: number, device: string): Tensor {
+  const tensor = Tensor.from(data, { device, shape: [data.length / cols, cols] });
+  created.push(tensor);
+  return tensor;
+}
+
 // Distributes over unions, so an optional typed array becomes an optional Tensor.
 type Placed<V> = V extends TypedArray ? Tensor : V;
 type OnDevice<T> = { [K in keyof T]: Placed<T[K]> };
