@@ -21,3 +21,11 @@ export type {
 } from './ops/rewards.js';
 export { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync } from './ops/preference.js';
 export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput } from './ops/preference.js';
+export {
+  crossEntropy, crossEntropyAsync, klDivergence, klDivergenceAsync, klDivergenceBackward, klDivergenceBackwardAsync,
+  logprobEntropy, logprobEntropyAsync, logprobEntropyBackward, logprobEntropyBackwardAsync,
+} from './ops/logits.js';
+export type {
+  CrossEntropyInput, CrossEntropyOutput, KlDivergenceBackwardInput, KlDivergenceInput, KlDivergenceOutput, LogitsGradient,
+  LogprobEntropyBackwardInput, LogprobEntropyInput, LogprobEntropyOutput,
+} from './ops/logits.js';

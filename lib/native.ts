@@ -106,6 +106,16 @@ export interface NativeAddon {
   dpoLossAsync: NativeAsyncKernel;
   rankingLoss: NativeKernel;
   rankingLossAsync: NativeAsyncKernel;
+  logprobEntropy: NativeKernel;
+  logprobEntropyAsync: NativeAsyncKernel;
+  logprobEntropyBackward: NativeKernel;
+  logprobEntropyBackwardAsync: NativeAsyncKernel;
+  crossEntropy: NativeKernel;
+  crossEntropyAsync: NativeAsyncKernel;
+  klDivergence: NativeKernel;
+  klDivergenceAsync: NativeAsyncKernel;
+  klDivergenceBackward: NativeKernel;
+  klDivergenceBackwardAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }
