@@ -12,8 +12,9 @@ import { measureStreamTriad } from './roofline.js';
 import gaeSuite from './gae.bench.js';
 import whitenSuite from './whiten.bench.js';
 import rlLossSuite from './rl_loss.bench.js';
+import logitsSuite from './logits.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite, logitsSuite];
 
 function main(): number {
   const machine = info();

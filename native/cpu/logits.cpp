@@ -3,17 +3,18 @@
 //
 // Rows run in parallel (thread_pool); each row is computed by one thread in a fixed order, so results are
 // bitwise the same for any thread count. Inside a row:
-//   - State passes walk the row in chunks of 1024 logits (4 KB, in L1): the chunk's max, then its d and s
-//     relative to that max in 16 fixed f32 lanes (one polynomial exp per logit, vectorised by the
-//     SIMD_FUNCTION variants), then an exact merge into the row's f64 state. The row is read from DRAM
-//     once; the second touch of each chunk hits L1. That is the online softmax at chunk granularity: no
-//     per-logit rescaling, no second pass over the row.
+//   - State passes walk the row in chunks of 1024 logits (4 KB, in L1): the chunk's max, then e^dz and
+//     e^dz dz relative to that max into staging arrays (one polynomial exp per logit, vectorised by the
+//     SIMD_FUNCTION variants), summed in 16 fixed f32 lanes, then an exact merge into the row's f64 state.
+//     The row is read from DRAM once; the second touch of each chunk hits L1. That is the online softmax
+//     at chunk granularity: no per-logit rescaling, no second pass over the row.
 //   - Gradient passes are elementwise (one exp per logit) with the target's one-hot term patched after the
 //     loop, so d_logits may be the logits buffer itself (each element is read before it is written).
 // Cross-entropy touches a row twice (state, then gradient); at V = 32,000 the row (128 KB) is still in the
 // 1 MB L2 for the second touch, so DRAM sees one read and one write.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "../core/kernels/logits.h"
@@ -26,91 +27,95 @@ namespace cpu {
 namespace {
 
 constexpr int kLanes = 16;
-constexpr int64_t kChunk = 1024;
+constexpr int64_t kChunk = 1024;  // a multiple of kLanes
 
-// The largest of n <= kChunk logits (exact, so lane order does not matter); -inf when all are -inf.
+// Sixteen f32 lanes as one GCC/Clang vector. The lane folds are written with it because GCC keeps a
+// float[16] accumulator in 16 scalar registers (measured: the max pass ran scalar); a plain elementwise
+// loop into a staging array, on the other hand, it vectorises well, exp_f32 included.
+#pragma GCC diagnostic ignored "-Wpsabi"  // Lanes16 never crosses a call boundary (always inlined)
+typedef float Lanes16 __attribute__((vector_size(64)));
+static_assert(sizeof(Lanes16) == kLanes * sizeof(float), "Lanes16 holds kLanes floats");
+
+TALARIA_SIMD_INLINE Lanes16 load_lanes(const float* p) {
+  Lanes16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+TALARIA_SIMD_INLINE Lanes16 splat(float x) { return Lanes16{} + x; }
+
+// The largest of n <= kChunk logits (exact, so the lane order does not matter); -inf when all are -inf.
 TALARIA_SIMD_INLINE float chunk_max(const float* x, int64_t n) {
-  float lane[kLanes];
-  for (int j = 0; j < kLanes; j++) lane[j] = -INFINITY;
+  Lanes16 lane = splat(-INFINITY);
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; j++) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-  for (int j = 0; i + j < n; j++) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-  float best = lane[0];
-  for (int j = 1; j < kLanes; j++) best = lane[j] > best ? lane[j] : best;
+  for (; i + kLanes <= n; i += kLanes) {
+    const Lanes16 v = load_lanes(x + i);
+    lane = v > lane ? v : lane;
+  }
+  float best = -INFINITY;
+  for (; i < n; i++) best = x[i] > best ? x[i] : best;
+  for (int j = 0; j < kLanes; j++) best = lane[j] > best ? lane[j] : best;
   return best;
 }
 
-// e^dz and its entropy term for dz = (x - m) * inv_t <= 0; a -inf logit gives (0, 0), not 0 * -inf.
-struct Weight {
-  float w, wdz;
-};
-TALARIA_SIMD_INLINE Weight weight_of(float x, float m, float inv_t) {
-  const float dz = (x - m) * inv_t;
-  const float w = exp_f32(dz);
-  return Weight{w, w > 0.0f ? w * dz : 0.0f};
-}
-
-// Lane j accumulates elements j, j + 16, ... in order; the lanes fold in order.
-TALARIA_SIMD_INLINE float fold_lanes(const float (&lane)[kLanes]) {
+// Sum of n <= kChunk staged values in a fixed order: lane j adds elements j, j + 16, ... (the staging
+// array is zero-padded to a whole number of lanes), then the lanes add up in order.
+TALARIA_SIMD_INLINE float fold_sum(float* staged, int64_t n) {
+  for (int64_t i = n; i % kLanes != 0; i++) staged[i] = 0.0f;
+  Lanes16 lane = Lanes16{};
+  for (int64_t i = 0; i < n; i += kLanes) lane += load_lanes(staged + i);
   float total = 0.0f;
   for (int j = 0; j < kLanes; j++) total += lane[j];
   return total;
 }
 
+// e^dz and its entropy term for dz = (x - m) * inv_t <= 0, into w and wdz; a -inf logit gives (0, 0), never
+// 0 * -inf. A plain elementwise loop, so that it vectorises.
+TALARIA_SIMD_INLINE void stage_weights(const float* __restrict x, int64_t n, float m, float inv_t, float* __restrict w,
+                                       float* __restrict wdz) {
+  for (int64_t i = 0; i < n; i++) {
+    const float dz = (x[i] - m) * inv_t;
+    const float e = exp_f32(dz);
+    w[i] = e;
+    wdz[i] = e > 0.0f ? e * dz : 0.0f;
+  }
+}
+
 // ---- State passes -----------------------------------------------------------------------------------
 
 TALARIA_SIMD_INLINE SoftmaxState<double> row_state_impl(const float* x, int64_t vocab, float inv_t) {
+  alignas(64) float w[kChunk], wdz[kChunk];
   SoftmaxState<double> row{-INFINITY, 0.0, 0.0};
   for (int64_t c = 0; c < vocab; c += kChunk) {
     const int64_t n = std::min(kChunk, vocab - c);
-    const float* chunk = x + c;
-    const float m = chunk_max(chunk, n);
+    const float m = chunk_max(x + c, n);
     if (m == -INFINITY) continue;  // every logit masked: an empty part
-    float d[kLanes] = {}, s[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-      for (int j = 0; j < kLanes; j++) {
-        const Weight w = weight_of(chunk[i + j], m, inv_t);
-        d[j] += w.w;
-        s[j] += w.wdz;
-      }
-    for (int j = 0; i + j < n; j++) {
-      const Weight w = weight_of(chunk[i + j], m, inv_t);
-      d[j] += w.w;
-      s[j] += w.wdz;
-    }
-    row = merge_softmax(row, SoftmaxState<double>{m, fold_lanes(d), fold_lanes(s)}, inv_t);
+    stage_weights(x + c, n, m, inv_t, w, wdz);
+    row = merge_softmax(row, SoftmaxState<double>{m, fold_sum(w, n), fold_sum(wdz, n)}, inv_t);
   }
   return row;
 }
 TALARIA_SIMD_FUNCTION(SoftmaxState<double>, row_state, row_state_impl, (const float* x, int64_t vocab, float inv_t),
                       (x, vocab, inv_t))
 
-// Both rows of the KL pass at once. A chunk whose logits are all -inf computes against max 0, which gives
+// Both rows of the KL pass at once. A side whose chunk is all -inf computes against max 0, which gives
 // weights of exactly 0: that part is empty (d = 0) on that side.
 TALARIA_SIMD_INLINE KlState<double> kl_state_impl(const float* x, const float* u, int64_t vocab, float inv_t) {
+  alignas(64) float wp[kChunk], wq[kChunk], s[kChunk];
   KlState<double> row{-INFINITY, -INFINITY, 0.0, 0.0, 0.0};
   for (int64_t c = 0; c < vocab; c += kChunk) {
     const int64_t n = std::min(kChunk, vocab - c);
-    const float* xc = x + c;
-    const float* uc = u + c;
+    const float* __restrict xc = x + c;
+    const float* __restrict uc = u + c;
     const float mp = chunk_max(xc, n), mq = chunk_max(uc, n);
     const float mp_or_0 = mp == -INFINITY ? 0.0f : mp, mq_or_0 = mq == -INFINITY ? 0.0f : mq;
-    float dp[kLanes] = {}, dq[kLanes] = {}, s[kLanes] = {};
-    auto add = [&](int64_t i, int j) __attribute__((always_inline)) {
+    for (int64_t i = 0; i < n; i++) {
       const float dzp = (xc[i] - mp_or_0) * inv_t, dzq = (uc[i] - mq_or_0) * inv_t;
-      const float wp = exp_f32(dzp), wq = exp_f32(dzq);
-      dp[j] += wp;
-      dq[j] += wq;
-      s[j] += wp > 0.0f ? wp * (dzp - dzq) : 0.0f;
-    };
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-      for (int j = 0; j < kLanes; j++) add(i + j, j);
-    for (int j = 0; i + j < n; j++) add(i + j, j);
-    const KlState<double> part{mp, mq, fold_lanes(dp), fold_lanes(dq), fold_lanes(s)};
-    row = merge_kl(row, part, inv_t);
+      const float ep = exp_f32(dzp);
+      wp[i] = ep;
+      wq[i] = exp_f32(dzq);
+      s[i] = ep > 0.0f ? ep * (dzp - dzq) : 0.0f;
+    }
+    row = merge_kl(row, KlState<double>{mp, mq, fold_sum(wp, n), fold_sum(wq, n), fold_sum(s, n)}, inv_t);
   }
   return row;
 }
