@@ -74,7 +74,7 @@ TALARIA_SIMD_INLINE void stage_weights(const float* __restrict x, int64_t n, flo
                                        float* __restrict wdz) {
   for (int64_t i = 0; i < n; i++) {
     const float dz = (x[i] - m) * inv_t;
-    const float e = exp_f32(dz);
+    const float e = exp_f32_no_denormals(dz);
     w[i] = e;
     wdz[i] = e > 0.0f ? e * dz : 0.0f;
   }
@@ -110,9 +110,9 @@ TALARIA_SIMD_INLINE KlState<double> kl_state_impl(const float* x, const float* u
     const float mp_or_0 = mp == -INFINITY ? 0.0f : mp, mq_or_0 = mq == -INFINITY ? 0.0f : mq;
     for (int64_t i = 0; i < n; i++) {
       const float dzp = (xc[i] - mp_or_0) * inv_t, dzq = (uc[i] - mq_or_0) * inv_t;
-      const float ep = exp_f32(dzp);
+      const float ep = exp_f32_no_denormals(dzp);
       wp[i] = ep;
-      wq[i] = exp_f32(dzq);
+      wq[i] = exp_f32_no_denormals(dzq);
       s[i] = ep > 0.0f ? ep * (dzp - dzq) : 0.0f;
     }
     row = merge_kl(row, KlState<double>{mp, mq, fold_sum(wp, n), fold_sum(wq, n), fold_sum(s, n)}, inv_t);
@@ -134,7 +134,7 @@ TALARIA_SIMD_INLINE int softmax_grad_row_impl(const float* x, float* d, int64_t 
 #pragma GCC ivdep
   for (int64_t i = 0; i < vocab; i++) {
     const float lp = (x[i] - shift) * inv_t - offset;
-    d[i] = logprob_entropy_grad(lp, exp_f32(lp), 0.0f, g_logp, g_entropy, entropy, inv_t);
+    d[i] = logprob_entropy_grad(lp, exp_f32_no_denormals(lp), 0.0f, g_logp, g_entropy, entropy, inv_t);
   }
   return 0;
 }
@@ -148,7 +148,7 @@ TALARIA_SIMD_INLINE int kl_grad_row_impl(const float* x, const float* u, float* 
 #pragma GCC ivdep
   for (int64_t i = 0; i < vocab; i++) {
     const float lp = x[i] * inv_t - lse, lq = u[i] * inv_t - ref_lse;
-    d[i] = kl_grad(lp, lq, exp_f32(lp), g_kl, kl, inv_t);
+    d[i] = kl_grad(lp, lq, exp_f32_no_denormals(lp), g_kl, kl, inv_t);
   }
   return 0;
 }
@@ -162,7 +162,7 @@ TALARIA_SIMD_FUNCTION(int, kl_grad_row, kl_grad_row_impl,
 void softmax_grad_with_target(const float* x, float* d, int64_t vocab, int32_t target, float shift, float offset,
                               float inv_t, float g_logp, float g_entropy, float entropy) {
   const float lp_y = (x[target] - shift) * inv_t - offset;
-  const float d_y = logprob_entropy_grad(lp_y, exp_f32(lp_y), 1.0f, g_logp, g_entropy, entropy, inv_t);
+  const float d_y = logprob_entropy_grad(lp_y, exp_f32_no_denormals(lp_y), 1.0f, g_logp, g_entropy, entropy, inv_t);
   softmax_grad_row(x, d, vocab, shift, offset, inv_t, g_logp, g_entropy, entropy);
   d[target] = d_y;
 }
