@@ -107,18 +107,29 @@ __global__ void __launch_bounds__(kThreads) logprob_entropy_backward_kernel(Logp
   }
 }
 
-// Counted rows of the cross-entropy: one block of kReduceThreads (an exact integer sum).
-struct AddCount {
-  __device__ static int64_t identity() { return 0; }
-  __device__ void operator()(int64_t& into, const int64_t& from) const { into += from; }
+// One block of kReduceThreads sums term(r) over rows r in a fixed order (block_reduce): the cross-entropy's
+// counted rows (an exact integer sum) and its row losses (f64).
+template <typename T>
+struct Sum {
+  __device__ static T identity() { return T(0); }
+  __device__ void operator()(T& into, const T& from) const { into += from; }
 };
-__global__ void __launch_bounds__(kReduceThreads) count_rows_kernel(const uint8_t* mask, int64_t rows, int64_t* count) {
-  __shared__ int64_t scratch[kReduceThreads / kWarpSize];
-  int64_t mine = 0;
-  for (int64_t r = threadIdx.x; r < rows; r += kReduceThreads) mine += mask == nullptr || mask[r] != 0 ? 1 : 0;
-  mine = block_reduce(mine, AddCount{}, scratch);
-  if (threadIdx.x == 0) *count = mine;
+template <typename T, typename Term>
+__global__ void __launch_bounds__(kReduceThreads) sum_rows_kernel(Term term, int64_t rows, T* out) {
+  __shared__ T scratch[kReduceThreads / kWarpSize];
+  T mine = T(0);
+  for (int64_t r = threadIdx.x; r < rows; r += kReduceThreads) mine += term(r);
+  mine = block_reduce(mine, Sum<T>{}, scratch);
+  if (threadIdx.x == 0) *out = mine;
 }
+struct CountedRow {
+  const uint8_t* mask;  // or nullptr: every row counts
+  __device__ int64_t operator()(int64_t r) const { return mask == nullptr || mask[r] != 0 ? 1 : 0; }
+};
+struct RowLoss {
+  const float* loss;
+  __device__ double operator()(int64_t r) const { return loss[r]; }
+};
 
 // Per row: masked -> zeros; else the state, then (p - onehot) / count, and the row's loss for the sum.
 __global__ void __launch_bounds__(kThreads) cross_entropy_kernel(CrossEntropyArgs a, const int64_t* count,
@@ -149,19 +160,6 @@ __global__ void __launch_bounds__(kThreads) cross_entropy_kernel(CrossEntropyArg
     // the barrier), so in place is safe.
     softmax_grad_row(x, d, a.x.vocab, y, row_m, row_log_d, 1.0f, -weight, 0.0f, 0.0f);
   }
-}
-
-struct AddLoss {
-  __device__ static double identity() { return 0.0; }
-  __device__ void operator()(double& into, const double& from) const { into += from; }
-};
-// The sum of the row losses in f64, one block, in the fixed order of reduce_partials_kernel.
-__global__ void __launch_bounds__(kReduceThreads) sum_losses_kernel(const float* row_loss, int64_t rows, double* out) {
-  __shared__ double scratch[kReduceThreads / kWarpSize];
-  double mine = 0.0;
-  for (int64_t r = threadIdx.x; r < rows; r += kReduceThreads) mine += row_loss[r];
-  mine = block_reduce(mine, AddLoss{}, scratch);
-  if (threadIdx.x == 0) *out = mine;
 }
 
 __global__ void __launch_bounds__(kThreads) kl_divergence_kernel(KlDivergenceArgs a) {
@@ -242,11 +240,12 @@ void cross_entropy(int device, const CrossEntropyArgs& args) {
   DeviceScratch scratch(totals_bytes + static_cast<size_t>(rows) * sizeof(float));
   auto* totals = reinterpret_cast<Totals*>(scratch.bytes());
   auto* row_loss = reinterpret_cast<float*>(scratch.bytes() + totals_bytes);
-  TALARIA_LAUNCH(1, kReduceThreads, 0, 0, count_rows_kernel)(args.mask, rows, &totals->count);
+  TALARIA_LAUNCH(1, kReduceThreads, 0, 0, sum_rows_kernel<int64_t, CountedRow>)(CountedRow{args.mask}, rows,
+                                                                               &totals->count);
   TALARIA_CUDA_CHECK_LAUNCH();
   TALARIA_LAUNCH(capped_grid(rows), kThreads, 0, 0, cross_entropy_kernel)(args, &totals->count, row_loss);
   TALARIA_CUDA_CHECK_LAUNCH();
-  TALARIA_LAUNCH(1, kReduceThreads, 0, 0, sum_losses_kernel)(row_loss, rows, &totals->loss_sum);
+  TALARIA_LAUNCH(1, kReduceThreads, 0, 0, sum_rows_kernel<double, RowLoss>)(RowLoss{row_loss}, rows, &totals->loss_sum);
   TALARIA_CUDA_CHECK_LAUNCH();
   // Synchronous on the default stream: waits for the kernels above and surfaces their faults.
   Totals host{};

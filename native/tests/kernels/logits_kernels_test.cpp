@@ -127,16 +127,20 @@ int report(const char* what, int64_t i, double got, double want) {
   return 1;
 }
 
+// |cuda - cpu| <= bound(i) for every element; prints the first few that are not.
+template <typename Bound>
+int compare(const char* what, const std::vector<float>& got, const std::vector<float>& want, const Bound& bound) {
+  int bad = 0;
+  CHECK(got.size() == want.size());
+  for (size_t i = 0; i < want.size() && bad < 5; i++)
+    if (!(std::fabs(got[i] - want[i]) <= bound(i))) bad += report(what, static_cast<int64_t>(i), got[i], want[i]);
+  return bad;
+}
+
 // Forward values: |cuda - cpu| <= 1e-5 (1 + |cpu| + |scale|).
 int compare_rows(const char* what, const std::vector<float>& got, const std::vector<float>& want,
                  const std::vector<float>& scale) {
-  int bad = 0;
-  CHECK(got.size() == want.size());
-  for (size_t i = 0; i < want.size() && bad < 5; i++) {
-    const double bound = 1e-5 * (1.0 + std::fabs(want[i]) + std::fabs(scale[i]));
-    if (!(std::fabs(got[i] - want[i]) <= bound)) bad += report(what, static_cast<int64_t>(i), got[i], want[i]);
-  }
-  return bad;
+  return compare(what, got, want, [&](size_t i) { return 1e-5 * (1.0 + std::fabs(want[i]) + std::fabs(scale[i])); });
 }
 
 // Gradients: |cuda - cpu| <= 4e-6 * scale, with the scale of each element's f32 error (as in
@@ -144,11 +148,7 @@ int compare_rows(const char* what, const std::vector<float>& got, const std::vec
 // recompute log p_i = z_i - lse from an f32 lse. Where p_i = 0 (a -inf logit) the scale is 0: exact.
 int compare_grads(const char* what, const std::vector<float>& got, const std::vector<float>& want,
                   const std::vector<double>& scale) {
-  int bad = 0;
-  CHECK(got.size() == want.size());
-  for (size_t k = 0; k < want.size() && bad < 5; k++)
-    if (!(std::fabs(got[k] - want[k]) <= 4e-6 * scale[k])) bad += report(what, static_cast<int64_t>(k), got[k], want[k]);
-  return bad;
+  return compare(what, got, want, [&](size_t i) { return 4e-6 * scale[i]; });
 }
 
 // The error scales of the three gradients, from the cpu run's saved values.
