@@ -21,9 +21,11 @@
 // of T keeps 1/T a normal f32.
 //
 // ---- Kernels, per row; napkin math at V = 32,000 (128 KB of logits per row) -------------------------
-// logprob_entropy        read the row once (4V B), write 12 B. V exps (one per logit). Bound by DRAM
-//                        bandwidth: 512 rows = 65.5 MB, 1.5 ms at 45 GB/s; the ~20 f32 ops of a polynomial
-//                        exp per logit are ~1 ms on two AVX-512 cores, so both roofs are close.
+// logprob_entropy        read the row once (4V B), write 12 B. V exps (one per logit). 512 rows = 65.5 MB,
+//                        1.5 ms at 45 GB/s of DRAM bandwidth; the CPU also spends ~30 vector ops per 16
+//                        logits (exp, max, folds): 2.7 ms for 512 rows on the quiet 2-core dev machine
+//                        (bench/, ~40% of its triad), so there the exp is a second roof of about the same
+//                        height. A GPU is bandwidth-bound (logits.cu).
 // logprob_entropy_backward  read the row once, write d_logits once (8V B): p_i = e^(z_i - LSE) from the
 //                        saved LSE, one exp per logit.
 //                        d z_i = g_logp (1[i=y] - p_i) - g_entropy p_i (log p_i + H);  d x_i = d z_i / T.
