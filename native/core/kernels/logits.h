@@ -17,6 +17,7 @@
 // exactly (merge_softmax): with M the larger max and shift = (m - M) / T <= 0, a part's d becomes
 // e^shift d and its s becomes e^shift (s + d shift). A -inf logit (masked vocabulary) has e^dz = 0 and
 // contributes 0 to d and s (never 0 * -inf); a part with no finite logit has d = 0 and merges as empty.
+// A whole row without a finite logit has no distribution: its outputs are NaN (or -inf for its LSE).
 // Scaling by 1/T is a multiply by inv_temperature() (f32, correctly rounded on both backends); the range
 // of T keeps 1/T a normal f32.
 //
