@@ -15,8 +15,9 @@ import rlLossSuite from './rl_loss.bench.js';
 import rewardsSuite from './rewards.bench.js';
 import preferenceSuite from './preference.bench.js';
 import samplingSuite from './sampling.bench.js';
+import logitsSuite from './logits.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, samplingSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite];
 
 function main(): number {
   const machine = info();

@@ -23,3 +23,11 @@ export { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync } from './ops/pref
 export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput } from './ops/preference.js';
 export { sample, sampleAsync } from './ops/sampling.js';
 export type { SampleInput, SampleMode, SampleOutput } from './ops/sampling.js';
+export {
+  crossEntropy, crossEntropyAsync, klDivergence, klDivergenceAsync, klDivergenceBackward, klDivergenceBackwardAsync,
+  logprobEntropy, logprobEntropyAsync, logprobEntropyBackward, logprobEntropyBackwardAsync,
+} from './ops/logits.js';
+export type {
+  CrossEntropyInput, CrossEntropyOutput, KlDivergenceBackwardInput, KlDivergenceInput, KlDivergenceOutput, LogitsGradient,
+  LogprobEntropyBackwardInput, LogprobEntropyInput, LogprobEntropyOutput,
+} from './ops/logits.js';

@@ -108,6 +108,16 @@ export interface NativeAddon {
   rankingLossAsync: NativeAsyncKernel;
   sample: NativeKernel;
   sampleAsync: NativeAsyncKernel;
+  logprobEntropy: NativeKernel;
+  logprobEntropyAsync: NativeAsyncKernel;
+  logprobEntropyBackward: NativeKernel;
+  logprobEntropyBackwardAsync: NativeAsyncKernel;
+  crossEntropy: NativeKernel;
+  crossEntropyAsync: NativeAsyncKernel;
+  klDivergence: NativeKernel;
+  klDivergenceAsync: NativeAsyncKernel;
+  klDivergenceBackward: NativeKernel;
+  klDivergenceBackwardAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }

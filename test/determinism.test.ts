@@ -89,7 +89,7 @@ describe('backend parity', () => {
   // The cpu Tensor path runs the same kernel as the typed-array path, so it must match bitwise. Another
   // backend runs other code (other summation orders), so it must match within the kernels' tolerance.
   it.each(backendsUnderTest)('$backend (Tensors on $device) agrees with cpu typed arrays', ({ device }) => {
-    const got = runWorkload((data) => tensorOn(data, device));
+    const got = runWorkload((data, shape) => tensorOn(data, device, shape));
     expectSameNames(got, reference);
     for (const [name, want] of Object.entries(reference)) {
       if (device === 'cpu') expectBitwiseEqual(got[name], want);

@@ -6,17 +6,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ppoLoss, ppoLossAsync, Tensor, valueLoss, valueLossAsync } from '../lib/index.js';
 import { Rng, randomF32, randomMask } from './helpers/random.js';
 import { backendsUnderTest, disposeTensors, recordOn, tensorOn } from './helpers/backends.js';
-import { type TalariaCode, expectRejects, expectThrows } from './helpers/assert.js';
+import { expectRejects, expectThrows } from './helpers/assert.js';
+import { type Bad, DEVICE, DTYPE, RANGE, SHAPE, number, tokenArrays as tokenArraysOf } from './helpers/bad-input.js';
 
 afterEach(disposeTensors);
 
-const DTYPE: TalariaCode = 'ERR_TALARIA_DTYPE';
-const SHAPE: TalariaCode = 'ERR_TALARIA_SHAPE';
-const RANGE: TalariaCode = 'ERR_TALARIA_RANGE';
-const DEVICE: TalariaCode = 'ERR_TALARIA_DEVICE';
-
 const rng = new Rng(9001);
 const N = 7;
+const tokenArrays = (keys: string[], dtype: 'f32' | 'u8'): Bad[] => tokenArraysOf(keys, dtype, N);
 const f32 = () => randomF32(rng, N, -2, 0);
 const good = {
   logp: f32(), oldLogp: f32(), advantages: f32(), cuSeqlens: Int32Array.from([0, 3, 7]), actionMask: randomMask(rng, N),
@@ -32,18 +29,6 @@ const offsetsBuffer = new ArrayBuffer(4 * N);
 const overlappedOffsets = new Int32Array(offsetsBuffer, 0, 2).fill(N).fill(0, 0, 1);
 const overOffsets = new Float32Array(offsetsBuffer, 0, N);
 
-interface Bad { what: string; patch: Record<string, unknown>; code: TalariaCode; arg: string }
-
-const tokenArrays = (keys: string[], dtype: 'f32' | 'u8'): Bad[] => keys.flatMap((key) => [
-  { what: `${key} of the wrong dtype`, patch: { [key]: dtype === 'f32' ? new Int32Array(N) : new Float32Array(N) }, code: DTYPE, arg: key },
-  { what: `${key} a Float64Array`, patch: { [key]: new Float64Array(N) }, code: DTYPE, arg: key },
-  { what: `${key} a Tensor of the wrong dtype`, patch: { [key]: Tensor.from(dtype === 'f32' ? new Uint8Array(N) : new Float32Array(N)) }, code: DTYPE, arg: key },
-  { what: `${key} a 2-D Tensor`, patch: { [key]: Tensor.from(dtype === 'f32' ? new Float32Array(N) : new Uint8Array(N), { shape: [N, 1] }) }, code: SHAPE, arg: key },
-  { what: `${key} too short`, patch: { [key]: dtype === 'f32' ? new Float32Array(N - 1) : new Uint8Array(N - 1) }, code: SHAPE, arg: key },
-  { what: `${key} too long`, patch: { [key]: dtype === 'f32' ? new Float32Array(N + 1) : new Uint8Array(N + 1) }, code: SHAPE, arg: key },
-  { what: `${key} a plain array`, patch: { [key]: Array.from({ length: N }, () => 0.5) }, code: DTYPE, arg: key },
-  { what: `${key} not an array`, patch: { [key]: 'nope' }, code: DTYPE, arg: key },
-]);
 const offsets = (key: string): Bad[] => [
   { what: `${key} of the wrong dtype`, patch: { [key]: new Float32Array([0, 7]) }, code: DTYPE, arg: key },
   { what: `${key} a Uint32Array`, patch: { [key]: new Uint32Array([0, 7]) }, code: DTYPE, arg: key },
@@ -54,8 +39,6 @@ const offsets = (key: string): Bad[] => [
   { what: `${key} not starting at 0`, patch: { [key]: Int32Array.from([1, 7]) }, code: SHAPE, arg: key },
   { what: `${key} empty`, patch: { [key]: new Int32Array(0) }, code: SHAPE, arg: key },
 ];
-const number = (key: string, bad: unknown[], code: TalariaCode = RANGE): Bad[] =>
-  bad.map((value) => ({ what: `${key} = ${String(value)}`, patch: { [key]: value }, code: typeof value === 'number' ? code : DTYPE, arg: key }));
 const aggregation: Bad[] = [
   { what: 'an unknown aggregation', patch: { aggregation: 'token-sum' }, code: RANGE, arg: 'aggregation' },
   { what: 'an aggregation in the wrong case', patch: { aggregation: 'Token-Mean' }, code: RANGE, arg: 'aggregation' },

@@ -5,6 +5,7 @@
 #include "../core/simd.h"
 #include "../core/thread_pool.h"
 #include "addon_data.h"
+#include "addon_logits.h"
 #include "addon_preference.h"
 #include "addon_rewards.h"
 #include "addon_rl.h"
@@ -70,6 +71,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   export_rewards(env, exports);
   export_preference(env, exports);
   export_sampling(env, exports);
+  export_logits(env, exports);
   export_roofline(env, exports);
   return exports;
 }

@@ -328,6 +328,16 @@ static std::vector<T> host_copy(const Tensor& tensor) {
 std::vector<int32_t> host_int32(const Tensor& tensor) { return host_copy<int32_t>(tensor); }
 std::vector<float> host_float32(const Tensor& tensor) { return host_copy<float>(tensor); }
 
+std::vector<int32_t> checked_indices(const TensorArg& indices, const std::string& name, int64_t limit,
+                                     const std::string& limit_name) {
+  std::vector<int32_t> host = host_int32(indices.tensor);
+  for (size_t i = 0; i < host.size(); i++)
+    if (host[i] < 0 || host[i] >= limit)
+      fail(ErrorCode::Range, name + ": expected every entry in [0, " + std::to_string(limit) + ") (" + limit_name +
+                                 "), got " + name + "[" + std::to_string(i) + "] = " + std::to_string(host[i]));
+  return host;
+}
+
 std::vector<int32_t> checked_offsets(const TensorArg& offsets_arg, const std::string& name, int64_t total,
                                      const std::string& total_name) {
   if (offsets_arg.tensor.numel() < 1)

@@ -112,8 +112,13 @@ std::vector<int32_t> checked_offsets(const TensorArg& offsets, const std::string
 // The longest segment of validated offsets.
 int64_t longest_segment(const std::vector<int32_t>& offsets);
 
-// Copies a (small) tensor to host memory, for validating index arrays that live on a device.
+// Copies a (small) tensor to host memory, for validating index arrays (or per-row values) that live on a device.
 std::vector<int32_t> host_int32(const Tensor& tensor);
 std::vector<float> host_float32(const Tensor& tensor);
+
+// An index array (targets): every entry in [0, limit). Returns the validated host copy, which CPU kernels
+// read (as checked_offsets).
+std::vector<int32_t> checked_indices(const TensorArg& indices, const std::string& name, int64_t limit,
+                                     const std::string& limit_name);
 
 }  // namespace talaria::addon

@@ -10,8 +10,10 @@
 //       thread i takes partials i, i + 256, ... in order, then block_reduce. Launch it with one block of kReduceThreads.
 //
 // T is a trivially copyable struct of 4-byte-multiple size (shuffled word by word). Combine is a
-// stateless functor type with `static T identity()` and `void operator()(T& into, const T& from) const`,
-// where `from` always covers later threads or partials than `into`.
+// functor type with `static T identity()` and `void operator()(T& into, const T& from) const`, where
+// `from` always covers later threads or partials than `into`. block_reduce uses the instance it is given,
+// so a combiner may carry per-call constants (logits.cu's merges carry the row's 1/T);
+// reduce_partials_kernel default-constructs its Combine.
 #pragma once
 #include <cuda_runtime.h>
 

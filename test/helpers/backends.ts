@@ -25,9 +25,9 @@ export const backendsUnderTest: BackendUnderTest[] = info().backends.map((backen
 // Every Tensor a test creates through this module, so each file can free them in afterEach.
 const created: Tensor[] = [];
 
-/** Copies a typed array into a new Tensor on `device` (and remembers it for disposeTensors). */
-export function tensorOn(data: TypedArray, device: string): Tensor {
-  const tensor = Tensor.from(data, { device });
+/** Copies a typed array into a new Tensor on `device`, 1-D or of `shape` (and remembers it for disposeTensors). */
+export function tensorOn(data: TypedArray, device: string, shape?: number[]): Tensor {
+  const tensor = Tensor.from(data, { device, ...(shape && { shape }) });
   created.push(tensor);
   return tensor;
 }
