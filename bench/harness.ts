@@ -95,10 +95,8 @@ export function selectBackends(requested: string, available: string[]): string[]
   return [requested];
 }
 
-/** The device string a backend's tensors live on. */
-export function deviceOf(backend: string): string {
-  return backend === 'cpu' ? 'cpu' : `${backend}:0`;
-}
+// The device string a backend's tensors live on ('cuda-emu' runs on 'cuda:0' too): the tests' own mapping.
+export { deviceOf } from '../test/helpers/backends.js';
 
 export function matchesFilter(filter: string | null, suite: string, caseName: string): boolean {
   return filter === null || `${suite}/${caseName}`.includes(filter);
