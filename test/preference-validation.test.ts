@@ -5,11 +5,8 @@ import { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync, Tensor } from '..
 import { Rng, randomF32 } from './helpers/random.js';
 import { backendsUnderTest } from './helpers/backends.js';
 import { type TalariaCode, expectRejects, expectThrows } from './helpers/assert.js';
+import { type Bad, DEVICE, DTYPE, RANGE, SHAPE, number } from './helpers/bad-input.js';
 
-const DTYPE: TalariaCode = 'ERR_TALARIA_DTYPE';
-const SHAPE: TalariaCode = 'ERR_TALARIA_SHAPE';
-const RANGE: TalariaCode = 'ERR_TALARIA_RANGE';
-const DEVICE: TalariaCode = 'ERR_TALARIA_DEVICE';
 const DISPOSED: TalariaCode = 'ERR_TALARIA_DISPOSED';
 
 const rng = new Rng(7007);
@@ -18,8 +15,6 @@ const M = 9;  // prompts of K = 3, 0, 1, 5
 const pairArray = () => randomF32(rng, P, -80, -20);
 const goodDpo = { policyChosen: pairArray(), policyRejected: pairArray(), refChosen: pairArray(), refRejected: pairArray() };
 const goodRanking = { scores: randomF32(rng, M), offsets: Int32Array.from([0, 3, 3, 4, 9]), ranks: Int32Array.from([2, 0, 1, 0, 4, 1, 1, 0, 3]) };
-
-interface Bad { what: string; patch: Record<string, unknown>; code: TalariaCode; arg: string }
 
 function disposed(data: Float32Array | Int32Array): Tensor {
   const t = Tensor.from(data);
@@ -46,10 +41,6 @@ function arrayBad(key: string, dtype: 'f32' | 'i32', length: number, required: b
     { what: `${key} null`, patch: { [key]: null }, code: DTYPE, arg: key });
   return bad;
 }
-
-const number = (key: string, bad: unknown[]): Bad[] =>
-  bad.map((value) => ({ what: `${key} = ${typeof value === 'string' ? `'${value}'` : String(value)}`, patch: { [key]: value },
-    code: typeof value === 'number' ? RANGE : DTYPE, arg: key }));
 
 // The first array sets P (or M), so a wrong length there blames the others: its length rows are left out.
 const dpoBad: Bad[] = [

@@ -8,11 +8,8 @@ import { groupAdvantages, groupAdvantagesAsync, RewardNormalizer, shapeRewards, 
 import { Rng, randomF32, randomMask } from './helpers/random.js';
 import { backendsUnderTest } from './helpers/backends.js';
 import { type TalariaCode, expectRejects, expectThrows } from './helpers/assert.js';
+import { type Bad, DEVICE, DTYPE, RANGE, SHAPE, number } from './helpers/bad-input.js';
 
-const DTYPE: TalariaCode = 'ERR_TALARIA_DTYPE';
-const SHAPE: TalariaCode = 'ERR_TALARIA_SHAPE';
-const RANGE: TalariaCode = 'ERR_TALARIA_RANGE';
-const DEVICE: TalariaCode = 'ERR_TALARIA_DEVICE';
 const FORMAT: TalariaCode = 'ERR_TALARIA_FORMAT';
 
 const rng = new Rng(7007);
@@ -24,8 +21,6 @@ const good = {
 const goodGroup = {
   scores: randomF32(rng, 6, -2, 2), groupSize: 3, cuSeqlens: Int32Array.from([0, 2, 2, 3, 5, 6, 9]), actionMask: randomMask(rng, 9),
 };
-
-interface Bad { what: string; patch: Record<string, unknown>; code: TalariaCode; arg: string }
 
 const arrays = (keys: string[], dtype: 'f32' | 'u8', length: number): Bad[] => keys.flatMap((key) => [
   { what: `${key} of the wrong dtype`, patch: { [key]: dtype === 'f32' ? new Int32Array(length) : new Float32Array(length) }, code: DTYPE, arg: key },
@@ -39,8 +34,6 @@ const offsets = (key: string, notEnding: number[], decreasing: number[], notFrom
   { what: `${key} decreasing`, patch: { [key]: Int32Array.from(decreasing) }, code: SHAPE, arg: key },
   { what: `${key} not starting at 0`, patch: { [key]: Int32Array.from(notFromZero) }, code: SHAPE, arg: key },
 ];
-const number = (key: string, bad: unknown[]): Bad[] =>
-  bad.map((value) => ({ what: `${key} = ${String(value)}`, patch: { [key]: value }, code: typeof value === 'number' ? RANGE : DTYPE, arg: key }));
 const state = { count: 3, mean: 0.5, m2: 1.5, shiftMean: true, eps: 1e-8 };
 
 const shapeBad: Bad[] = [
