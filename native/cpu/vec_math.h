@@ -4,27 +4,36 @@
 #include <cstdint>
 #include <cstring>
 
+#include "../core/simd.h"
+
 namespace talaria {
 namespace cpu {
 
-// e^x in f32, within 2 ulp (Cephes' expf): x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6
-// polynomial, 2^n built in the exponent bits as 2^(n/2) * 2^(n - n/2) so that both halves stay normal
-// over the whole range (n runs from -150 to 128). Gives +inf above ln(FLT_MAX), 0 below -104 (denormals
-// in between), and passes NaN through.
-inline float exp_f32(float x) {
+// The core of e^x (Cephes' expf), for one float or for SIMD lanes (lanes.h): x = n ln2 + r with
+// |r| <= ln2/2, and e^r by a degree-6 polynomial. Returns e^r and sets n; the caller scales by 2^n.
+template <typename F>
+TALARIA_SIMD_INLINE F exp_f32_reduced(F x, F& n) {
   constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
-  constexpr float kMax = 88.7228394f, kMin = -104.0f;
-  const float clamped = x < kMin ? kMin : (x > kMax ? kMax : x);
-  const float n = (clamped * kLog2e + kRound) - kRound;
-  const float r = (clamped - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.9875691500e-4f;
+  n = (x * kLog2e + kRound) - kRound;
+  const F r = (x - n * kLn2Hi) - n * kLn2Lo;
+  F p = 1.9875691500e-4f + F{};
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float er = p * r * r + r + 1.0f;
+  return p * r * r + r + 1.0f;
+}
+
+// e^x in f32, within 2 ulp: 2^n is built in the exponent bits as 2^(n/2) * 2^(n - n/2) so that both
+// halves stay normal over the whole range (n runs from -150 to 128). Gives +inf above ln(FLT_MAX), 0
+// below -104 (denormals in between), and passes NaN through.
+inline float exp_f32(float x) {
+  constexpr float kMax = 88.7228394f, kMin = -104.0f;
+  const float clamped = x < kMin ? kMin : (x > kMax ? kMax : x);
+  float n;
+  const float er = exp_f32_reduced(clamped, n);
   const int32_t n_int = static_cast<int32_t>(n), half = n_int / 2;
   const uint32_t bits_a = static_cast<uint32_t>(half + 127) << 23, bits_b = static_cast<uint32_t>(n_int - half + 127) << 23;
   float scale_a, scale_b;
