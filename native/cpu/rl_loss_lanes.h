@@ -40,7 +40,7 @@ TALARIA_SIMD_INLINE void for_each_lane_group(const Tokens& tokens, int64_t len, 
 // ---- PPO policy loss --------------------------------------------------------------------------------
 
 // Where kLanes consecutive tokens' inputs and outputs are; optional ones are nullptr. kl and kl_grad
-// point into per-block buffers that are zero past the block's end.
+// point into the block's buffers.
 struct PpoTokens {
   const float *logp, *old_logp, *advantages, *entropy, *kl, *kl_grad;
   const uint8_t* mask;
@@ -83,19 +83,46 @@ TALARIA_SIMD_INLINE void end_block(PpoSums& s) {
   s.pg = s.kl = s.entropy = s.approx_kl = s.ratio = Lanes{};
 }
 
-// The KL term of one block for a fixed estimator, written per token with rl_math.h's kl_estimate (the
-// compiler vectorises the loop); zero past `len`.
+// rl_math.h's kl_estimate on lanes, for a fixed estimator; the clamp's test on the unclamped value is the
+// same as kl_estimate's two tests in turn, because kl_clamp > 0.
 template <KlEstimator kEstimator>
-TALARIA_SIMD_INLINE void block_kl(const float* __restrict logp, const float* __restrict ref_logp, int64_t len,
-                                  float kl_clamp, float* __restrict kl, float* __restrict kl_grad) {
-  for (int64_t i = 0; i < len; i++) {
-    const float ref_delta = logp[i] - ref_logp[i];
-    const float exp_neg = kEstimator == KlEstimator::K3 ? exp_f32(-clamp_log_ratio(ref_delta)) : 0.0f;
-    const ValueAndGrad k = kl_estimate(kEstimator, ref_delta, exp_neg, kl_clamp);
-    kl[i] = k.value;
-    kl_grad[i] = k.grad;
+TALARIA_SIMD_INLINE void kl_estimate_lanes(Lanes delta, float kl_clamp, Lanes& value, Lanes& grad) {
+  const Lanes d = clamp_log_ratio_lanes(delta), gate = log_ratio_gate_lanes(delta);
+  if (kEstimator == KlEstimator::K1) {
+    value = d, grad = gate;
+  } else if (kEstimator == KlEstimator::K2) {
+    value = 0.5f * d * d, grad = gate * d;
+  } else {
+    const Lanes exp_neg = exp_lanes(-d);
+    value = exp_neg + d - 1.0f, grad = gate * (1.0f - exp_neg);
   }
-  for (int64_t i = len; i < kBlockTokens; i++) kl[i] = kl_grad[i] = 0.0f;
+  grad = ((value > kl_clamp) | (value < -kl_clamp)) ? 0.0f : grad;
+  value = value > kl_clamp ? kl_clamp : (value < -kl_clamp ? -kl_clamp : value);
+}
+
+// The KL term's value and gradient for one block, into per-block buffers that hold whole lane groups.
+struct KlTokens {
+  const float *logp, *ref_logp;
+  float *kl, *kl_grad;
+
+  KlTokens at(int64_t i) const { return {logp + i, ref_logp + i, kl + i, kl_grad + i}; }
+  struct Tail {
+    float logp[kLanes] = {}, ref_logp[kLanes] = {};
+    KlTokens load(const KlTokens& from, int64_t n) {
+      copy_n(from.logp, n, logp), copy_n(from.ref_logp, n, ref_logp);
+      return {logp, ref_logp, from.kl, from.kl_grad};
+    }
+    void store(const KlTokens&, int64_t) const {}
+  };
+};
+
+template <KlEstimator kEstimator>
+TALARIA_SIMD_INLINE void block_kl(const KlTokens& tokens, int64_t len, float kl_clamp) {
+  for_each_lane_group(tokens, len, [&](const KlTokens& in, const LaneMask&) TALARIA_LANES_LAMBDA {
+    Lanes value, grad;
+    kl_estimate_lanes<kEstimator>(load_lanes(in.logp) - load_lanes(in.ref_logp), kl_clamp, value, grad);
+    store_lanes(in.kl, value), store_lanes(in.kl_grad, grad);
+  });
 }
 
 // rl_loss.h's per-token PPO formulas; `valid` marks the lanes that hold tokens.
@@ -140,11 +167,11 @@ TALARIA_LANES_TARGET void ppo_segment(const PpoLossArgs& args, const PpoThreshol
   for (int64_t block = begin; block < end; block += kBlockTokens) {
     const int64_t len = std::min(kBlockTokens, end - block);
     if (kHasRef) {
-      const float *logp = a.logp + block, *ref_logp = a.ref_logp + block;
+      const KlTokens kl_tokens{a.logp + block, a.ref_logp + block, kl, kl_grad};
       switch (a.kl_estimator) {
-        case KlEstimator::K1: block_kl<KlEstimator::K1>(logp, ref_logp, len, a.kl_clamp, kl, kl_grad); break;
-        case KlEstimator::K2: block_kl<KlEstimator::K2>(logp, ref_logp, len, a.kl_clamp, kl, kl_grad); break;
-        default: block_kl<KlEstimator::K3>(logp, ref_logp, len, a.kl_clamp, kl, kl_grad); break;
+        case KlEstimator::K1: block_kl<KlEstimator::K1>(kl_tokens, len, a.kl_clamp); break;
+        case KlEstimator::K2: block_kl<KlEstimator::K2>(kl_tokens, len, a.kl_clamp); break;
+        default: block_kl<KlEstimator::K3>(kl_tokens, len, a.kl_clamp); break;
       }
     }
     const PpoTokens tokens{a.logp + block, a.old_logp + block, a.advantages + block,
