@@ -31,85 +31,13 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kChunkTokens = 4096;
+// Waking a pool thread costs the caller ~7 us (a futex syscall that interrupts another virtual CPU), and
+// a thread preempted mid-chunk on a busy machine stalls the call for a scheduler slice. So a thread only
+// joins for a large share: 64K tokens of the fused pass (~30 us of PPO on one core), 1M of mask counting.
+constexpr int64_t kMinChunksPerThread = 16;
+constexpr int64_t kMinCountTokensPerThread = 1 << 20;
 
-// ---- Pass 1: how the loss is aggregated -------------------------------------------------------------
-
-struct AggregationPlan {
-  std::vector<float> seq_weight;  // per sequence; used when !uniform
-  float uniform_weight = 0.0f;    // the weight of every action token when uniform
-  bool uniform = true;
-  int64_t action_tokens = 0;
-  int64_t active_seqs = 0;
-};
-
-TALARIA_SIMD_INLINE int64_t count_actions_impl(const uint8_t* mask, int64_t n) {
-  // Byte sums in 32-bit pieces of at most 2^16 bytes: narrow accumulators keep the loop 32 bytes wide.
-  int64_t count = 0;
-  for (int64_t begin = 0; begin < n; begin += 1 << 16) {
-    const int64_t end = std::min<int64_t>(n, begin + (1 << 16));
-    uint32_t piece = 0;
-    for (int64_t i = begin; i < end; i++) piece += mask[i] != 0 ? 1u : 0u;
-    count += piece;
-  }
-  return count;
-}
-TALARIA_SIMD_FUNCTION(int64_t, count_actions, count_actions_impl, (const uint8_t* mask, int64_t n), (mask, n))
-
-AggregationPlan plan_aggregation(const int32_t* cu_seqlens, const uint8_t* mask, int64_t num_seqs, int64_t num_tokens,
-                                 LossAggregation mode, double normalizer) {
-  std::vector<int64_t> seq_actions(num_seqs);
-  const int64_t grain = std::max<int64_t>(1, kChunkTokens * num_seqs / std::max<int64_t>(1, num_tokens));
-  parallel_for(0, num_seqs, grain, [&](int64_t lo, int64_t hi) {
-    for (int64_t b = lo; b < hi; b++) {
-      const int64_t begin = cu_seqlens[b], len = cu_seqlens[b + 1] - begin;
-      seq_actions[b] = mask ? count_actions(mask + begin, len) : len;
-    }
-  });
-  AggregationPlan plan;
-  for (int64_t b = 0; b < num_seqs; b++) {
-    plan.action_tokens += seq_actions[b];
-    plan.active_seqs += seq_actions[b] > 0;
-  }
-  plan.uniform = mode != LossAggregation::SeqMeanTokenMean;
-  // Any active sequence stands for all of them when the weight does not depend on its length.
-  plan.uniform_weight = aggregation_weight(mode, 1, plan.action_tokens, plan.active_seqs, normalizer);
-  if (!plan.uniform) {
-    plan.seq_weight.resize(num_seqs);
-    for (int64_t b = 0; b < num_seqs; b++)
-      plan.seq_weight[b] = aggregation_weight(mode, seq_actions[b], plan.action_tokens, plan.active_seqs, normalizer);
-  }
-  return plan;
-}
-
-// Runs segment(begin, end, weight, partial) over fixed chunks of [0, N), split at sequence boundaries when
-// the plan's weights differ per sequence, and merges the chunk partials in chunk order.
-template <typename Partial, typename Segment>
-Partial reduce_over_chunks(const int32_t* cu_seqlens, int64_t num_seqs, int64_t num_tokens, const AggregationPlan& plan,
-                           const Segment& segment) {
-  const int64_t num_chunks = (num_tokens + kChunkTokens - 1) / kChunkTokens;
-  std::vector<Partial> partial(num_chunks);
-  parallel_for(0, num_chunks, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; c++) {
-      const int64_t begin = c * kChunkTokens, end = std::min(num_tokens, begin + kChunkTokens);
-      if (plan.uniform) {
-        segment(begin, end, plan.uniform_weight, partial[c]);
-        continue;
-      }
-      // The sequence holding `begin`: the last b with cu_seqlens[b] <= begin (skips empty sequences).
-      int64_t b = std::upper_bound(cu_seqlens, cu_seqlens + num_seqs + 1, begin) - cu_seqlens - 1;
-      for (int64_t t = begin; t < end; b++) {
-        const int64_t seg_end = std::min<int64_t>(end, cu_seqlens[b + 1]);
-        if (seg_end > t) segment(t, seg_end, plan.seq_weight[b], partial[c]);
-        t = std::max(t, seg_end);
-      }
-    }
-  });
-  Partial total;
-  for (const Partial& p : partial) total.merge(p);
-  return total;
-}
-
-// ---- Pass 2: the per-token kernels, one set per SIMD target (rl_loss_lanes.h) ------------------------
+// ---- The per-token kernels, one set per SIMD target (rl_loss_lanes.h) ----------------------------------
 
 enum PpoStat { kLoss, kPg, kKl, kEntropy, kApproxKl, kRatio, kPpoStats };
 
@@ -134,8 +62,10 @@ struct ValuePartial {
 using PpoSegmentFn = void (*)(const PpoLossArgs&, const PpoThresholds&, int64_t begin, int64_t end, float weight,
                               PpoPartial*);
 using ValueSegmentFn = void (*)(const ValueLossArgs&, int64_t begin, int64_t end, float weight, ValuePartial*);
-struct SegmentKernels {
-  PpoSegmentFn ppo[8];   // by 4 * has_mask + 2 * has_ref + has_entropy
+using CountFn = int64_t (*)(const uint8_t* mask, int64_t n);  // nonzero bytes
+struct LaneKernels {
+  CountFn count_actions;
+  PpoSegmentFn ppo[8];      // by 4 * has_mask + 2 * has_ref + has_entropy
   ValueSegmentFn value[2];  // by has_mask
 };
 
@@ -166,15 +96,80 @@ constexpr int kLanes = 4;
 #undef TALARIA_LANES_TARGET
 }  // namespace baseline
 
-const SegmentKernels& segment_kernels() {
+const LaneKernels& lane_kernels() {
 #if TALARIA_HAVE_X86_VARIANTS
   switch (simd_level()) {
-    case SimdLevel::AVX512: return avx512::kSegmentKernels;
-    case SimdLevel::AVX2: return avx2::kSegmentKernels;
+    case SimdLevel::AVX512: return avx512::kLaneKernels;
+    case SimdLevel::AVX2: return avx2::kLaneKernels;
     default: break;
   }
 #endif
-  return baseline::kSegmentKernels;
+  return baseline::kLaneKernels;
+}
+
+// ---- Pass 1: how the loss is aggregated -------------------------------------------------------------
+
+struct AggregationPlan {
+  std::vector<float> seq_weight;  // per sequence; used when !uniform
+  float uniform_weight = 0.0f;    // the weight of every action token when uniform
+  bool uniform = true;
+  int64_t action_tokens = 0;
+  int64_t active_seqs = 0;
+};
+
+AggregationPlan plan_aggregation(const int32_t* cu_seqlens, const uint8_t* mask, int64_t num_seqs, int64_t num_tokens,
+                                 LossAggregation mode, double normalizer) {
+  std::vector<int64_t> seq_actions(num_seqs);
+  const CountFn count_actions = lane_kernels().count_actions;
+  const int64_t grain = std::max<int64_t>(1, kMinCountTokensPerThread * num_seqs / std::max<int64_t>(1, num_tokens));
+  parallel_for(0, num_seqs, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; b++) {
+      const int64_t begin = cu_seqlens[b], len = cu_seqlens[b + 1] - begin;
+      seq_actions[b] = mask ? count_actions(mask + begin, len) : len;
+    }
+  });
+  AggregationPlan plan;
+  for (int64_t b = 0; b < num_seqs; b++) {
+    plan.action_tokens += seq_actions[b];
+    plan.active_seqs += seq_actions[b] > 0;
+  }
+  plan.uniform = mode != LossAggregation::SeqMeanTokenMean;
+  // Any active sequence stands for all of them when the weight does not depend on its length.
+  plan.uniform_weight = aggregation_weight(mode, 1, plan.action_tokens, plan.active_seqs, normalizer);
+  if (!plan.uniform) {
+    plan.seq_weight.resize(num_seqs);
+    for (int64_t b = 0; b < num_seqs; b++)
+      plan.seq_weight[b] = aggregation_weight(mode, seq_actions[b], plan.action_tokens, plan.active_seqs, normalizer);
+  }
+  return plan;
+}
+
+// Runs segment(begin, end, weight, partial) over fixed chunks of [0, N), split at sequence boundaries when
+// the plan's weights differ per sequence, and merges the chunk partials in chunk order.
+template <typename Partial, typename Segment>
+Partial reduce_over_chunks(const int32_t* cu_seqlens, int64_t num_seqs, int64_t num_tokens, const AggregationPlan& plan,
+                           const Segment& segment) {
+  const int64_t num_chunks = (num_tokens + kChunkTokens - 1) / kChunkTokens;
+  std::vector<Partial> partial(num_chunks);
+  parallel_for(0, num_chunks, kMinChunksPerThread, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; c++) {
+      const int64_t begin = c * kChunkTokens, end = std::min(num_tokens, begin + kChunkTokens);
+      if (plan.uniform) {
+        segment(begin, end, plan.uniform_weight, partial[c]);
+        continue;
+      }
+      // The sequence holding `begin`: the last b with cu_seqlens[b] <= begin (skips empty sequences).
+      int64_t b = std::upper_bound(cu_seqlens, cu_seqlens + num_seqs + 1, begin) - cu_seqlens - 1;
+      for (int64_t t = begin; t < end; b++) {
+        const int64_t seg_end = std::min<int64_t>(end, cu_seqlens[b + 1]);
+        if (seg_end > t) segment(t, seg_end, plan.seq_weight[b], partial[c]);
+        t = std::max(t, seg_end);
+      }
+    }
+  });
+  Partial total;
+  for (const Partial& p : partial) total.merge(p);
+  return total;
 }
 
 double mean_or_zero(double sum, int64_t count) { return count > 0 ? sum / static_cast<double>(count) : 0.0; }
@@ -186,7 +181,7 @@ void ppo_loss(const PpoLossArgs& a) {
       plan_aggregation(a.cu_seqlens, a.action_mask, a.num_seqs, a.num_tokens, a.aggregation, a.normalizer);
   const PpoThresholds th = ppo_thresholds(a);
   const PpoSegmentFn segment_fn =
-      segment_kernels().ppo[(a.action_mask ? 4 : 0) + (a.ref_logp ? 2 : 0) + (a.entropy ? 1 : 0)];
+      lane_kernels().ppo[(a.action_mask ? 4 : 0) + (a.ref_logp ? 2 : 0) + (a.entropy ? 1 : 0)];
   const PpoPartial total = reduce_over_chunks<PpoPartial>(
       a.cu_seqlens, a.num_seqs, a.num_tokens, plan,
       [&](int64_t begin, int64_t end, float weight, PpoPartial& partial) { segment_fn(a, th, begin, end, weight, &partial); });
@@ -208,7 +203,7 @@ void ppo_loss(const PpoLossArgs& a) {
 void value_loss(const ValueLossArgs& a) {
   const AggregationPlan plan =
       plan_aggregation(a.cu_seqlens, a.action_mask, a.num_seqs, a.num_tokens, a.aggregation, a.normalizer);
-  const ValueSegmentFn segment_fn = segment_kernels().value[a.action_mask ? 1 : 0];
+  const ValueSegmentFn segment_fn = lane_kernels().value[a.action_mask ? 1 : 0];
   const ValuePartial total = reduce_over_chunks<ValuePartial>(
       a.cu_seqlens, a.num_seqs, a.num_tokens, plan,
       [&](int64_t begin, int64_t end, float weight, ValuePartial& partial) { segment_fn(a, begin, end, weight, &partial); });

@@ -1,7 +1,7 @@
 // The per-token passes of the PPO and value losses on explicit lanes (lanes.h), kLanes tokens at a time.
 // No include guard: rl_loss.cpp includes it once per SIMD target, inside that target's namespace and
 // TALARIA_BEGIN_TARGET region, with TALARIA_LANES_TARGET set to the target's attribute. It defines
-// kSegmentKernels, the entry points for that target.
+// kLaneKernels, the entry points for that target.
 //
 // A segment is a run of tokens with one aggregation weight. Stats are summed per lane in f32 over blocks
 // of 8 tokens per lane, then in f64 lanes, then across lanes in lane order; a segment's sums are weighted
@@ -246,7 +246,27 @@ TALARIA_LANES_TARGET void value_segment(const ValueLossArgs& args, int64_t begin
   out->clipped += sum_lanes(clipped_count);
 }
 
-const SegmentKernels kSegmentKernels = {
+// ---- Mask counting --------------------------------------------------------------------------------
+
+TALARIA_LANES_TARGET int64_t count_actions(const uint8_t* mask, int64_t n) {
+  typedef uint8_t Bytes __attribute__((vector_size(4 * kLanes)));
+  constexpr int64_t kStep = sizeof(Bytes);
+  int64_t count = 0, i = 0;
+  while (i + kStep <= n) {
+    Bytes counts{};  // per byte lane, at most 255 steps before they are summed
+    for (const int64_t end = std::min(n - kStep, i + 254 * kStep); i <= end; i += kStep) {
+      Bytes b;
+      std::memcpy(&b, mask + i, kStep);
+      counts -= (Bytes)(b != 0);  // a set lane of the comparison is 255, that is -1
+    }
+    for (int j = 0; j < kStep; j++) count += counts[j];
+  }
+  for (; i < n; i++) count += mask[i] != 0;
+  return count;
+}
+
+const LaneKernels kLaneKernels = {
+    count_actions,
     {ppo_segment<false, false, false>, ppo_segment<false, false, true>, ppo_segment<false, true, false>,
      ppo_segment<false, true, true>, ppo_segment<true, false, false>, ppo_segment<true, false, true>,
      ppo_segment<true, true, false>, ppo_segment<true, true, true>},
