@@ -25,14 +25,22 @@ TALARIA_SIMD_INLINE Lanes load_lanes(const float* p) {
 TALARIA_SIMD_INLINE void store_lanes(float* p, Lanes v) { std::memcpy(p, &v, sizeof(v)); }
 TALARIA_SIMD_INLINE Lanes splat(float x) { return x - Lanes{}; }  // x - 0 is x, -0 included, so it folds
 
-// Set where the mask byte is nonzero. Compared as bytes, then sign-extended in one conversion: the forms
-// GCC 12 turns into a single instruction rather than scalar code.
+// Set where the mask byte is nonzero. Sign-extended, then compared: GCC 12 turns the unsigned conversion
+// into scalar code, and this form into one extending load and one test.
 TALARIA_SIMD_INLINE LaneMask load_mask_lanes(const uint8_t* p) {
   typedef uint8_t Bytes __attribute__((vector_size(kLanes)));
   typedef int8_t SignedBytes __attribute__((vector_size(kLanes)));
   Bytes b;
   std::memcpy(&b, p, sizeof(b));
-  return __builtin_convertvector((SignedBytes)(b != 0), LaneMask);
+  return __builtin_convertvector((SignedBytes)(b != 0), LaneMask) != 0;
+}
+// Whether any of the kLanes mask bytes at p is nonzero.
+TALARIA_SIMD_INLINE bool any_mask_byte(const uint8_t* p) {
+  uint64_t words[(kLanes + 7) / 8] = {};
+  std::memcpy(words, p, kLanes);
+  uint64_t any = 0;
+  for (uint64_t word : words) any |= word;
+  return any != 0;
 }
 TALARIA_SIMD_INLINE LaneMask all_lanes() { return LaneMask{} - 1; }
 TALARIA_SIMD_INLINE LaneMask first_lanes(int64_t count) {  // lanes [0, count)

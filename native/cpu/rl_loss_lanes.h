@@ -101,16 +101,20 @@ TALARIA_SIMD_INLINE void kl_estimate_lanes(Lanes delta, float kl_clamp, Lanes& v
 }
 
 // The KL term's value and gradient for one block, into per-block buffers that hold whole lane groups.
+// Skipped where ppo_lanes skips (no action token in the group).
 struct KlTokens {
   const float *logp, *ref_logp;
+  const uint8_t* mask;
   float *kl, *kl_grad;
 
-  KlTokens at(int64_t i) const { return {logp + i, ref_logp + i, kl + i, kl_grad + i}; }
+  KlTokens at(int64_t i) const { return {logp + i, ref_logp + i, mask ? mask + i : mask, kl + i, kl_grad + i}; }
   struct Tail {
     float logp[kLanes] = {}, ref_logp[kLanes] = {};
+    uint8_t mask[kLanes] = {};
     KlTokens load(const KlTokens& from, int64_t n) {
       copy_n(from.logp, n, logp), copy_n(from.ref_logp, n, ref_logp);
-      return {logp, ref_logp, from.kl, from.kl_grad};
+      if (from.mask) copy_n(from.mask, n, mask);
+      return {logp, ref_logp, from.mask ? mask : nullptr, from.kl, from.kl_grad};
     }
     void store(const KlTokens&, int64_t) const {}
   };
@@ -119,6 +123,7 @@ struct KlTokens {
 template <KlEstimator kEstimator>
 TALARIA_SIMD_INLINE void block_kl(const KlTokens& tokens, int64_t len, float kl_clamp) {
   for_each_lane_group(tokens, len, [&](const KlTokens& in, const LaneMask&) TALARIA_LANES_LAMBDA {
+    if (in.mask && !any_mask_byte(in.mask)) return;
     Lanes value, grad;
     kl_estimate_lanes<kEstimator>(load_lanes(in.logp) - load_lanes(in.ref_logp), kl_clamp, value, grad);
     store_lanes(in.kl, value), store_lanes(in.kl_grad, grad);
@@ -129,6 +134,11 @@ TALARIA_SIMD_INLINE void block_kl(const KlTokens& tokens, int64_t len, float kl_
 template <bool kHasMask, bool kHasRef, bool kHasEntropy>
 TALARIA_SIMD_INLINE void ppo_lanes(const PpoLossArgs& a, const PpoThresholds& th, float weight, const PpoTokens& in,
                                    const LaneMask& valid, PpoSums& s) {
+  if (kHasMask && !any_mask_byte(in.mask)) {  // prompt or padding (common): gradients 0, nothing to count
+    store_lanes(in.d_logp, Lanes{});
+    if (kHasEntropy) store_lanes(in.d_entropy, Lanes{});
+    return;
+  }
   const LaneMask action = kHasMask ? valid & load_mask_lanes(in.mask) : valid;
   const Lanes adv = load_lanes(in.advantages), delta = load_lanes(in.logp) - load_lanes(in.old_logp);
   const Lanes log_ratio = clamp_log_ratio_lanes(delta), ratio = exp_lanes(log_ratio);
@@ -151,9 +161,10 @@ TALARIA_SIMD_INLINE void ppo_lanes(const PpoLossArgs& a, const PpoThresholds& th
   s.pg += action ? pg : 0.0f;
   s.approx_kl += action ? ratio - 1.0f - log_ratio : 0.0f;
   s.ratio += action ? ratio : 0.0f;
-  s.ratio_max = (action & (ratio > s.ratio_max)) ? ratio : s.ratio_max;
-  s.clipped -= action & (high | low);
-  s.dual -= action & dual;
+  const Lanes action_ratio = action ? ratio : -INFINITY;
+  s.ratio_max = action_ratio > s.ratio_max ? action_ratio : s.ratio_max;
+  s.clipped = (action & (high | low)) ? s.clipped + 1 : s.clipped;
+  s.dual = (action & dual) ? s.dual + 1 : s.dual;
 }
 
 template <bool kHasMask, bool kHasRef, bool kHasEntropy>
@@ -167,7 +178,8 @@ TALARIA_LANES_TARGET void ppo_segment(const PpoLossArgs& args, const PpoThreshol
   for (int64_t block = begin; block < end; block += kBlockTokens) {
     const int64_t len = std::min(kBlockTokens, end - block);
     if (kHasRef) {
-      const KlTokens kl_tokens{a.logp + block, a.ref_logp + block, kl, kl_grad};
+      const KlTokens kl_tokens{a.logp + block, a.ref_logp + block, kHasMask ? a.action_mask + block : nullptr, kl,
+                               kl_grad};
       switch (a.kl_estimator) {
         case KlEstimator::K1: block_kl<KlEstimator::K1>(kl_tokens, len, a.kl_clamp); break;
         case KlEstimator::K2: block_kl<KlEstimator::K2>(kl_tokens, len, a.kl_clamp); break;
