@@ -42,7 +42,6 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
       fail(ErrorCode::Shape, name + ": expected a 1-D tensor, got shape " + tensor.shape_string());
     arg.tensor = tensor;
     arg.from_handle = true;
-    arg.js = persistent(value);
     arg.keep_alive.push_back(value);
     if (!handle->backing().IsEmpty()) arg.keep_alive.push_back(handle->backing());
     return arg;
@@ -52,7 +51,6 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
   auto array = value.As<Napi::TypedArray>();
   uint8_t* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   arg.tensor = Tensor::borrow(data, {static_cast<int64_t>(array.ElementLength())}, dtype, Device::cpu());
-  arg.js = persistent(value);
   arg.keep_alive.push_back(value);
   return arg;
 }
@@ -225,6 +223,7 @@ TensorArg output_arg(Napi::Env env, const Napi::Value& out, const std::string& n
   TensorArg arg = tensor_arg(out, name, dtype);
   require_length(arg, name, length, "one per input element");
   require_same_device(arg, name, device);
+  arg.js = persistent(out);
   return arg;
 }
 

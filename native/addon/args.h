@@ -17,8 +17,9 @@ namespace talaria::addon {
 struct TensorArg {
   Tensor tensor;
   bool from_handle = false;  // true when the caller passed a Tensor (so outputs become Tensors)
-  // The caller's JS value, held by a persistent reference because a Promise-form kernel returns it from
-  // a later callback, after the handle scope of the call is gone (null for outputs the binding allocates).
+  // An output's JS value, held by a persistent reference because a Promise-form kernel returns it from
+  // a later callback, after the handle scope of the call is gone. Null for inputs (a reference per input
+  // would cost every call ~0.2 us) and for outputs allocated as device tensors.
   std::shared_ptr<Napi::Reference<Napi::Value>> js;
   // JS objects that must stay alive while a kernel uses the memory (handle and/or typed array).
   std::vector<Napi::Value> keep_alive;
