@@ -68,8 +68,7 @@ struct PpoTokens {
   };
 };
 
-// Per lane: one block's f32 sums (unweighted), the segment's f64 sums, counts (a true lane is -1, so
-// they subtract it) and the running max.
+// Per lane: one block's f32 sums (unweighted), the segment's f64 sums, counts and the running max.
 struct PpoSums {
   Lanes pg{}, kl{}, entropy{}, approx_kl{}, ratio{};
   LanesF64 pg64{}, kl64{}, entropy64{}, approx_kl64{}, ratio64{};
@@ -215,7 +214,9 @@ struct ValueTokens {
   const uint8_t* mask;
   float* d_values;
 
-  ValueTokens at(int64_t i) const { return {values + i, old_values + i, returns + i, mask ? mask + i : mask, d_values + i}; }
+  ValueTokens at(int64_t i) const {
+    return {values + i, old_values + i, returns + i, mask ? mask + i : mask, d_values + i};
+  }
   struct Tail {
     float values[kLanes] = {}, old_values[kLanes] = {}, returns[kLanes] = {}, d_values[kLanes];
     uint8_t mask[kLanes] = {};
@@ -250,7 +251,7 @@ TALARIA_LANES_TARGET void value_segment(const ValueLossArgs& args, int64_t begin
       const Lanes term = 0.5f * (clipped ? clipped_err * clipped_err : err * err);
       store_lanes(in.d_values, (action & ~clipped) ? weight * err : 0.0f);
       block_loss += action ? term : 0.0f;
-      clipped_count -= action & clipped;
+      clipped_count = (action & clipped) ? clipped_count + 1 : clipped_count;
     });
     loss += widen(block_loss);
   }
