@@ -25,10 +25,14 @@ const char* simd_level_name(SimdLevel level);  // "scalar" | "avx2" | "avx512"
 // TALARIA_BEGIN_TARGET(TALARIA_ISA_AVX2) ... TALARIA_END_TARGET compiles every function defined between
 // them for that target, helpers and templates included. Code on GCC vector types needs it: GCC lowers a
 // vector select for the target of the function that contains it, before inlining, so a helper compiled
-// for the baseline turns into scalar code. Clang lowers after inlining, so there a target attribute on
-// the entry points is enough.
+// for the baseline turns into scalar code; and Clang rejects a call that passes a vector between
+// functions of different targets, even one always inlined.
 #define TALARIA_PRAGMA(x) _Pragma(#x)
-#if TALARIA_HAVE_X86_VARIANTS && !defined(__clang__)
+#if TALARIA_HAVE_X86_VARIANTS && defined(__clang__)
+#define TALARIA_BEGIN_TARGET(isa) \
+  TALARIA_PRAGMA(clang attribute push(__attribute__((target(isa))), apply_to = function))
+#define TALARIA_END_TARGET TALARIA_PRAGMA(clang attribute pop)
+#elif TALARIA_HAVE_X86_VARIANTS
 #define TALARIA_BEGIN_TARGET(isa) TALARIA_PRAGMA(GCC push_options) TALARIA_PRAGMA(GCC target(isa))
 #define TALARIA_END_TARGET TALARIA_PRAGMA(GCC pop_options)
 #else

@@ -71,8 +71,8 @@ TALARIA_SIMD_INLINE float max_lanes(Lanes v) {
 // exp_f32 (vec_math.h) for |x| <= 87 or NaN, as the +-20 log-ratio clamp guarantees: there 2^n is one
 // normal float, so exp_f32's range handling drops out and the values are the same.
 TALARIA_SIMD_INLINE Lanes exp_lanes(Lanes x) {
-  Lanes n;
-  const Lanes er = exp_f32_reduced(x, n);
+  Lanes n, er;
+  exp_f32_reduced(x, n, er);
   LaneMask bits = (__builtin_convertvector(n, LaneMask) + 127) << 23;
   Lanes scale;
   std::memcpy(&scale, &bits, sizeof(scale));

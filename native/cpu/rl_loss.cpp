@@ -75,27 +75,21 @@ struct LaneKernels {
 TALARIA_BEGIN_TARGET(TALARIA_ISA_AVX512)
 namespace avx512 {
 constexpr int kLanes = 16;
-#define TALARIA_LANES_TARGET TALARIA_TARGET_AVX512
 #include "rl_loss_lanes.h"
-#undef TALARIA_LANES_TARGET
 }  // namespace avx512
 TALARIA_END_TARGET
 
 TALARIA_BEGIN_TARGET(TALARIA_ISA_AVX2)
 namespace avx2 {
 constexpr int kLanes = 8;
-#define TALARIA_LANES_TARGET TALARIA_TARGET_AVX2
 #include "rl_loss_lanes.h"
-#undef TALARIA_LANES_TARGET
 }  // namespace avx2
 TALARIA_END_TARGET
 #endif
 
 namespace baseline {
 constexpr int kLanes = 4;
-#define TALARIA_LANES_TARGET
 #include "rl_loss_lanes.h"
-#undef TALARIA_LANES_TARGET
 }  // namespace baseline
 
 const LaneKernels& lane_kernels() {

@@ -1,7 +1,6 @@
 // The per-token passes of the PPO and value losses on explicit lanes (lanes.h), kLanes tokens at a time.
 // No include guard: rl_loss.cpp includes it once per SIMD target, inside that target's namespace and
-// TALARIA_BEGIN_TARGET region, with TALARIA_LANES_TARGET set to the target's attribute. It defines
-// kLaneKernels, the entry points for that target.
+// TALARIA_BEGIN_TARGET region. It defines kLaneKernels, the entry points for that target.
 //
 // A segment is a run of tokens with one aggregation weight. Stats are summed per lane in f32 over blocks
 // of 8 tokens per lane, then in f64 lanes, then across lanes in lane order; a segment's sums are weighted
@@ -167,8 +166,8 @@ TALARIA_SIMD_INLINE void ppo_lanes(const PpoLossArgs& a, const PpoThresholds& th
 }
 
 template <bool kHasMask, bool kHasRef, bool kHasEntropy>
-TALARIA_LANES_TARGET void ppo_segment(const PpoLossArgs& args, const PpoThresholds& thresholds, int64_t begin,
-                                      int64_t end, float weight, PpoPartial* out) {
+void ppo_segment(const PpoLossArgs& args, const PpoThresholds& thresholds, int64_t begin, int64_t end, float weight,
+                 PpoPartial* out) {
   const PpoLossArgs a = args;  // local copies: the stores to d_logp could alias them, so no hoisting otherwise
   const PpoThresholds th = thresholds;
   PpoSums sums;
@@ -230,8 +229,7 @@ struct ValueTokens {
 };
 
 template <bool kHasMask>
-TALARIA_LANES_TARGET void value_segment(const ValueLossArgs& args, int64_t begin, int64_t end, float weight,
-                                        ValuePartial* out) {
+void value_segment(const ValueLossArgs& args, int64_t begin, int64_t end, float weight, ValuePartial* out) {
   const ValueLossArgs a = args;  // see ppo_segment
   const float clip = a.clip_range;
   LanesF64 loss{};
@@ -261,7 +259,7 @@ TALARIA_LANES_TARGET void value_segment(const ValueLossArgs& args, int64_t begin
 
 // ---- Mask counting --------------------------------------------------------------------------------
 
-TALARIA_LANES_TARGET int64_t count_actions(const uint8_t* mask, int64_t n) {
+int64_t count_actions(const uint8_t* mask, int64_t n) {
   typedef uint8_t Bytes __attribute__((vector_size(4 * kLanes)));
   constexpr int64_t kStep = sizeof(Bytes);
   int64_t count = 0, i = 0;

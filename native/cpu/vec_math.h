@@ -10,9 +10,10 @@ namespace talaria {
 namespace cpu {
 
 // The core of e^x (Cephes' expf), for one float or for SIMD lanes (lanes.h): x = n ln2 + r with
-// |r| <= ln2/2, and e^r by a degree-6 polynomial. Returns e^r and sets n; the caller scales by 2^n.
+// |r| <= ln2/2, and e^r by a degree-6 polynomial. Sets n and er = e^r; the caller scales by 2^n. (By
+// reference: Clang rejects lane values passed by value to a function compiled for another target.)
 template <typename F>
-TALARIA_SIMD_INLINE F exp_f32_reduced(F x, F& n) {
+TALARIA_SIMD_INLINE void exp_f32_reduced(const F& x, F& n, F& er) {
   constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to the nearest integer
   n = (x * kLog2e + kRound) - kRound;
@@ -23,7 +24,7 @@ TALARIA_SIMD_INLINE F exp_f32_reduced(F x, F& n) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  return p * r * r + r + 1.0f;
+  er = p * r * r + r + 1.0f;
 }
 
 // e^x in f32, within 2 ulp: 2^n is built in the exponent bits as 2^(n/2) * 2^(n - n/2) so that both
@@ -32,8 +33,8 @@ TALARIA_SIMD_INLINE F exp_f32_reduced(F x, F& n) {
 inline float exp_f32(float x) {
   constexpr float kMax = 88.7228394f, kMin = -104.0f;
   const float clamped = x < kMin ? kMin : (x > kMax ? kMax : x);
-  float n;
-  const float er = exp_f32_reduced(clamped, n);
+  float n, er;
+  exp_f32_reduced(clamped, n, er);
   const int32_t n_int = static_cast<int32_t>(n), half = n_int / 2;
   const uint32_t bits_a = static_cast<uint32_t>(half + 127) << 23, bits_b = static_cast<uint32_t>(n_int - half + 127) << 23;
   float scale_a, scale_b;
