@@ -25,8 +25,8 @@ TALARIA_SIMD_INLINE Lanes load_lanes(const float* p) {
 TALARIA_SIMD_INLINE void store_lanes(float* p, Lanes v) { std::memcpy(p, &v, sizeof(v)); }
 TALARIA_SIMD_INLINE Lanes splat(float x) { return x - Lanes{}; }  // x - 0 is x, -0 included, so it folds
 
-// Set where the mask byte is nonzero. Sign-extended, then compared: GCC 12 turns the unsigned conversion
-// into scalar code, and this form into one extending load and one test.
+// Set where the mask byte is nonzero. Compared as bytes, then sign-extended and tested: GCC 12 keeps this
+// form in vector code, but turns a plain widening of the unsigned bytes into scalar code.
 TALARIA_SIMD_INLINE LaneMask load_mask_lanes(const uint8_t* p) {
   typedef uint8_t Bytes __attribute__((vector_size(kLanes)));
   typedef int8_t SignedBytes __attribute__((vector_size(kLanes)));
@@ -73,7 +73,7 @@ TALARIA_SIMD_INLINE float max_lanes(Lanes v) {
 TALARIA_SIMD_INLINE Lanes exp_lanes(Lanes x) {
   Lanes n, er;
   exp_f32_reduced(x, n, er);
-  LaneMask bits = (__builtin_convertvector(n, LaneMask) + 127) << 23;
+  const LaneMask bits = (__builtin_convertvector(n, LaneMask) + 127) << 23;
   Lanes scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   return er * scale;

@@ -71,7 +71,7 @@ struct PpoTokens {
 struct PpoSums {
   Lanes pg{}, kl{}, entropy{}, approx_kl{}, ratio{};
   LanesF64 pg64{}, kl64{}, entropy64{}, approx_kl64{}, ratio64{};
-  Lanes ratio_max{};  // set to -inf by the segment (a call here would lose the target, see lanes.h)
+  Lanes ratio_max{};  // -inf, set by the segment: an initializer here would run outside the target region
   LaneMask clipped{}, dual{};
 };
 
