@@ -18,7 +18,7 @@
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fno-trapping-math", "-Wall", "-Wextra", "-fvisibility=hidden"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-trapping-math", "-Wno-psabi", "-Wall", "-Wextra", "-fvisibility=hidden"],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",

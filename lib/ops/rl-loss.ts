@@ -106,12 +106,26 @@ export interface PpoLossOutput<T extends F32> {
  * console.log(loss, stats.clipFrac, stats.kl);
  */
 export function ppoLoss<T extends F32>(input: PpoLossInput<T>): PpoLossOutput<T> {
-  return wrapResult(getAddon().ppoLoss(nativeArgs(input)));
+  return ppoOutput(getAddon().ppoLoss(nativeArgs(input)));
 }
 
 /** Promise form of {@link ppoLoss}: runs on a worker thread and keeps its inputs alive until it settles. */
 export async function ppoLossAsync<T extends F32>(input: PpoLossInput<T>): Promise<PpoLossOutput<T>> {
-  return wrapResult(await getAddon().ppoLossAsync(nativeArgs(input)));
+  return ppoOutput(await getAddon().ppoLossAsync(nativeArgs(input)));
+}
+
+// The addon returns its results as flat arrays in this order (named properties cost more through N-API).
+type PpoRaw = [number, unknown, unknown, number, number, number, number, number, number, number | null, number | null,
+  number, number];
+type ValueRaw = [number, unknown, number, number, number];
+
+function ppoOutput<T extends F32>(raw: unknown): PpoLossOutput<T> {
+  const [loss, dLogp, dEntropy, pgLoss, clipFrac, clipFracLower, approxKl, ratioMean, ratioMax, kl, entropy,
+    actionTokens, activeSeqs] = raw as PpoRaw;
+  return {
+    loss, dLogp: wrapResult(dLogp), dEntropy: dEntropy === undefined ? undefined : wrapResult(dEntropy),
+    stats: { pgLoss, clipFrac, clipFracLower, approxKl, ratioMean, ratioMax, kl, entropy, actionTokens, activeSeqs },
+  };
 }
 
 export interface ValueLossInput<T extends F32> extends AggregationOptions {
@@ -152,10 +166,15 @@ export interface ValueLossOutput<T extends F32> {
  * const { loss, dValues, stats } = valueLoss({ values, oldValues, returns, actionMask, clipRange: 0.2 });
  */
 export function valueLoss<T extends F32>(input: ValueLossInput<T>): ValueLossOutput<T> {
-  return wrapResult(getAddon().valueLoss(nativeArgs(input)));
+  return valueOutput(getAddon().valueLoss(nativeArgs(input)));
 }
 
 /** Promise form of {@link valueLoss}. */
 export async function valueLossAsync<T extends F32>(input: ValueLossInput<T>): Promise<ValueLossOutput<T>> {
-  return wrapResult(await getAddon().valueLossAsync(nativeArgs(input)));
+  return valueOutput(await getAddon().valueLossAsync(nativeArgs(input)));
+}
+
+function valueOutput<T extends F32>(raw: unknown): ValueLossOutput<T> {
+  const [loss, dValues, clipFrac, actionTokens, activeSeqs] = raw as ValueRaw;
+  return { loss, dValues: wrapResult(dValues), stats: { clipFrac, actionTokens, activeSeqs } };
 }

@@ -20,6 +20,7 @@ struct TensorArg {
   bool from_handle = false;  // true when the caller passed a Tensor (so outputs become Tensors)
   // The caller's JS value, held by a persistent reference because a Promise-form kernel returns it from
   // a later callback, after the handle scope of the call is gone (null for outputs the binding allocates).
+  // Inputs keep one too: an in-place kernel returns its input (dLogits over the logits).
   std::shared_ptr<Napi::Reference<Napi::Value>> js;
   // JS objects that must stay alive while a kernel uses the memory (handle and/or typed array).
   std::vector<Napi::Value> keep_alive;
