@@ -23,3 +23,5 @@ export { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync } from './ops/pref
 export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput } from './ops/preference.js';
 export { sample, sampleAsync } from './ops/sampling.js';
 export type { SampleInput, SampleMode, SampleOutput } from './ops/sampling.js';
+export { attentionForward, attentionForwardAsync } from './ops/attention.js';
+export type { AttentionForwardInput, AttentionForwardOutput } from './ops/attention.js';

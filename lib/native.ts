@@ -110,6 +110,8 @@ export interface NativeAddon {
   sampleAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
+  attentionForward: NativeKernel;
+  attentionForwardAsync: NativeAsyncKernel;
 }
 
 // lib/native.ts and dist/index.{js,cjs} both sit one folder below the package root.

@@ -4,6 +4,7 @@
 #include "../core/device.h"
 #include "../core/simd.h"
 #include "../core/thread_pool.h"
+#include "addon_attention.h"
 #include "addon_data.h"
 #include "addon_preference.h"
 #include "addon_rewards.h"
@@ -71,6 +72,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   export_preference(env, exports);
   export_sampling(env, exports);
   export_roofline(env, exports);
+  export_attention(env, exports);
   return exports;
 }
 

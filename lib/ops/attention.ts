@@ -1,0 +1,60 @@
+// Attention (native/core/kernels/attention.h): FlashAttention-2 style varlen forward over packed
+// sequences. Inputs are typed arrays or Tensors; outputs are the same kind as q, on its device.
+import { getAddon } from '../native.js';
+import { nativeArgs, wrapResult } from '../tensor.js';
+import type { F32, I32 } from './rl.js';
+
+export interface AttentionForwardInput<T extends F32> {
+  /** Queries f32 [N, H, D] (a typed array needs numHeads and headDim). */
+  q: T;
+  /** Keys f32 [Nk, Hkv, D]; Hkv divides H (grouped-query attention when Hkv < H). */
+  k: F32;
+  /** Values f32 [Nk, Hkv, D], like k. */
+  v: F32;
+  /** Packing of q (and of k and v without cuSeqlensK): i32[B+1], from 0 to N. */
+  cuSeqlens: I32;
+  /** Packing of k and v when it differs from q's: i32[B+1], from 0 to Nk. */
+  cuSeqlensK?: I32;
+  /** H: required with a typed-array q, else checked against q's shape. */
+  numHeads?: number;
+  /** Hkv: defaults to numHeads for a typed-array k, else checked against k's shape. */
+  numKvHeads?: number;
+  /** D, 32, 64 or 128: required with a typed-array q, else checked against q's shape. */
+  headDim?: number;
+  /** Softmax scale, > 0. Default 1 / sqrt(D). */
+  scale?: number;
+  /** Causal mask, bottom-right aligned (the last query sees every key). Default true. */
+  causal?: boolean;
+  /** Buffers for the outputs on q's device: o f32 [N, H, D], lse f32 [H, N]. They must not overlap the inputs. */
+  out?: { o?: T; lse?: T };
+}
+
+export interface AttentionForwardOutput<T extends F32> {
+  /** f32 [N, H, D]: softmax(scale q k^T + mask) v per sequence and head; 0 for a query that sees no key. */
+  o: T;
+  /** f32 [H, N]: the log-sum-exp of each query's scaled scores (what the backward pass needs); -inf for a query that sees no key. */
+  lse: T;
+}
+
+/**
+ * Scaled dot-product attention over packed variable-length sequences (FlashAttention's varlen layout).
+ * Sequence b owns queries [cuSeqlens[b], cuSeqlens[b+1]) and keys [cuSeqlensK[b], cuSeqlensK[b+1]); query
+ * head h reads kv head h / (H / Hkv). f32 throughout, online softmax, never materialising the scores.
+ * Bitwise reproducible run to run and for any thread count.
+ *
+ * @example
+ * // Two sequences of 3 and 5 tokens, 4 heads sharing 2 kv heads, D = 64.
+ * const N = 8, H = 4, Hkv = 2, D = 64;
+ * const { o, lse } = attentionForward({
+ *   q: new Float32Array(N * H * D), k: new Float32Array(N * Hkv * D), v: new Float32Array(N * Hkv * D),
+ *   cuSeqlens: new Int32Array([0, 3, 8]), numHeads: H, numKvHeads: Hkv, headDim: D,
+ * });
+ */
+export function attentionForward<T extends F32>(input: AttentionForwardInput<T>): AttentionForwardOutput<T> {
+  return wrapResult(getAddon().attentionForward(nativeArgs(input)));
+}
+
+/** Promise form of {@link attentionForward}: runs on a worker thread and keeps its inputs alive until it settles. */
+export async function attentionForwardAsync<T extends F32>(input: AttentionForwardInput<T>): Promise<AttentionForwardOutput<T>> {
+  return wrapResult(await getAddon().attentionForwardAsync(nativeArgs(input)));
+}

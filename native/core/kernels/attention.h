@@ -1,0 +1,59 @@
+// Attention kernels: FlashAttention-2 style varlen forward (o and the row log-sum-exp). Device-agnostic
+// entry points, plus the CPU (native/cpu/attention.cpp) and CUDA (native/cuda/attention.cu)
+// implementations they dispatch to; the float64 oracle is test/reference/attention.ts.
+//
+// Layout (DESIGN.md): B sequences packed into N tokens. q [Nq, H, D], k and v [Nk, Hkv, D], with H a
+// multiple of Hkv (GQA: query head h reads kv head h / (H / Hkv)). cu_seqlens_q i32[B+1] packs q and o;
+// cu_seqlens_k i32[B+1] packs k and v (the same array for self-attention). Outputs o [Nq, H, D] and
+// lse f32 [H, Nq].
+//
+// For query i of a sequence with Lq queries and Lk keys, with the causal mask bottom-right aligned
+// (the last query sees every key, as FlashAttention's varlen API):
+//   keys j allowed:  j <= i + (Lk - Lq)  when causal, else every j < Lk
+//   s_j = scale * q_i . k_j,  lse_i = log sum_j exp(s_j),  o_i = sum_j exp(s_j - lse_i) v_j
+// A query with no allowed key (Lk = 0, or i < Lq - Lk under the causal mask) gets o_i = 0 and
+// lse_i = -inf, as FlashAttention does. Arguments are validated by the addon; kernels assume valid input.
+#pragma once
+#include <cstdint>
+
+#include "dispatch.h"
+
+namespace talaria {
+
+// Head dimensions the kernels are compiled for.
+constexpr bool attention_head_dim_supported(int64_t d) { return d == 32 || d == 64 || d == 128; }
+
+struct AttentionForwardArgs {
+  const float* q;               // [Nq, H, D]
+  const float* k;               // [Nk, Hkv, D]
+  const float* v;               // [Nk, Hkv, D]
+  const int32_t* cu_seqlens_q;  // [B+1], ends at Nq
+  const int32_t* cu_seqlens_k;  // [B+1], ends at Nk (may be the same pointer as cu_seqlens_q)
+  int64_t num_seqs;             // B
+  int64_t total_q;              // Nq
+  int64_t total_k;              // Nk
+  int64_t max_seqlen_q;         // longest q sequence (sizes the CUDA grid)
+  int heads;                    // H
+  int kv_heads;                 // Hkv, divides H
+  int head_dim;                 // D: 32, 64 or 128
+  float scale;                  // softmax scale, usually 1/sqrt(D)
+  bool causal;
+  float* o;                     // [Nq, H, D] out
+  float* lse;                   // [H, Nq] out
+};
+
+namespace cpu {
+void attention_forward(const AttentionForwardArgs& args);
+}  // namespace cpu
+
+#ifdef TALARIA_WITH_CUDA
+namespace cuda {
+void attention_forward(int device, const AttentionForwardArgs& args);
+}  // namespace cuda
+#endif
+
+inline void attention_forward(Device device, const AttentionForwardArgs& args) {
+  TALARIA_DISPATCH(device, attention_forward, args);
+}
+
+}  // namespace talaria

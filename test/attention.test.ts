@@ -1,0 +1,97 @@
+// attentionForward against the float64 reference (test/reference/attention.ts): o and lse for packed
+// sequences of length 1, lengths that are not multiples of the 64-row tile, several lengths in one pack,
+// empty sequences, GQA ratios 1, 2 and 4, D = 32, 64 and 128, causal and not, separate key packing
+// (bottom-right causal, including queries that see no key), typed arrays and Tensors, out buffers, sync
+// and Promise, and bitwise determinism.
+//
+// Tolerances: f32 storage and accumulation over at most D products per score and a few hundred keys per
+// row, with exp within 2 ulp: |scores| <= ~20 here, so lse is within 1e-5 * max(1, |lse|) and o (a convex
+// combination of v in [-1, 1)) within 2e-5 absolute.
+import { afterEach, describe, expect, it } from 'vitest';
+import { attentionForward, attentionForwardAsync, Tensor } from '../lib/index.js';
+import { attentionForwardReference } from './reference/attention.js';
+import { Rng } from './helpers/random.js';
+import { backendsUnderTest, disposeTensors, readBack, recordOn } from './helpers/backends.js';
+import { attentionProblem, describeShape, type ProblemShape } from './helpers/attention-data.js';
+import { expectBitwiseEqual, expectClose, expectNonTrivial, expectThrows } from './helpers/assert.js';
+
+afterEach(disposeTensors);
+
+const O_TOL = { rel: 2e-5, scale: 1 };
+const LSE_TOL = { rel: 1e-5 };
+
+const shapes: ProblemShape[] = [
+  { lengths: [1], H: 2, Hkv: 2, D: 64, causal: true },
+  { lengths: [1, 2, 3], H: 4, Hkv: 2, D: 32, causal: true },
+  { lengths: [63, 64, 65], H: 4, Hkv: 1, D: 64, causal: true },
+  { lengths: [130, 0, 7], H: 2, Hkv: 1, D: 128, causal: true },
+  { lengths: [97, 33], H: 4, Hkv: 4, D: 128, causal: false },
+  { lengths: [5, 200], H: 4, Hkv: 2, D: 32, causal: false },
+  // Separate key packing: more keys than queries (decode-like), fewer (leading queries see nothing), none.
+  { lengths: [3, 70], keyLengths: [5, 100], H: 2, Hkv: 1, D: 64, causal: true },
+  { lengths: [10, 80], keyLengths: [4, 66], H: 4, Hkv: 2, D: 32, causal: true },
+  { lengths: [6, 2], keyLengths: [0, 9], H: 2, Hkv: 2, D: 32, causal: false },
+];
+
+// The CUDA kernel is not written yet: values are checked on the cpu backend, and a CUDA backend must
+// refuse with a clear error (below).
+const implemented = backendsUnderTest.filter(({ backend }) => backend === 'cpu');
+const notYet = backendsUnderTest.filter(({ backend }) => backend !== 'cpu');
+
+describe.each(implemented)('attentionForward on $backend', ({ device }) => {
+
+  it.each(shapes.map((s) => [describeShape(s), s] as const))('matches the reference: %s', (_, shape) => {
+    const rng = new Rng(shapes.indexOf(shape) + 11);
+    const problem = attentionProblem(rng, shape);
+    const want = attentionForwardReference(problem);
+    expectNonTrivial(want.o);
+    const got = attentionForward(problem);
+    expectClose(got.o, want.o, O_TOL);
+    // lse is -inf exactly where the reference has no key.
+    const lse = Array.from(got.lse);
+    expect(lse.map((x) => x === -Infinity)).toEqual(Array.from(want.lse, (x) => x === -Infinity));
+    expectClose(lse.map((x) => (x === -Infinity ? 0 : x)), Array.from(want.lse, (x) => (x === -Infinity ? 0 : x)), LSE_TOL);
+  });
+
+  it('takes Tensors, returns Tensors shaped [N, H, D] and [H, N], and writes into out buffers', () => {
+    const shape: ProblemShape = { lengths: [40, 90], H: 4, Hkv: 2, D: 64, causal: true };
+    const problem = attentionProblem(new Rng(3), shape);
+    const want = attentionForwardReference(problem);
+    const { numHeads, numKvHeads, headDim, ...arrays } = problem;
+    const onDevice = recordOn(arrays, device);
+    const q = Tensor.from(problem.q, { device, shape: [130, numHeads, headDim] });
+    const k = Tensor.from(problem.k, { device, shape: [130, numKvHeads, headDim] });
+    const v = Tensor.from(problem.v, { device, shape: [130, numKvHeads, headDim] });
+    const got = attentionForward({ ...onDevice, q, k, v });
+    expect(got.o).toBeInstanceOf(Tensor);
+    expect([(got.o as Tensor).shape, (got.lse as Tensor).shape]).toEqual([[130, 4, 64], [4, 130]]);
+    expectClose(readBack(got.o), want.o, O_TOL);
+    const o = new Float32Array(problem.q.length), lse = new Float32Array(4 * 130);
+    const written = attentionForward({ ...problem, out: { o, lse } });
+    expect(written.o).toBe(o);
+    expect(written.lse).toBe(lse);
+    expectClose(o, want.o, O_TOL);
+    [q, k, v].forEach((t) => t.dispose());
+  });
+
+  it('is bitwise deterministic, sync and Promise alike', async () => {
+    const problem = attentionProblem(new Rng(5), { lengths: [150, 77, 1], H: 8, Hkv: 2, D: 64, causal: true });
+    const first = attentionForward(problem);
+    const second = attentionForward(problem);
+    const promised = await attentionForwardAsync(problem);
+    for (const other of [second, promised]) {
+      expectBitwiseEqual(other.o, first.o);
+      expectBitwiseEqual(other.lse, first.lse);
+    }
+  });
+
+});
+
+describe.each(notYet)('attentionForward on $backend', ({ device }) => {
+  it('says CUDA attention is not implemented yet', () => {
+    const problem = attentionProblem(new Rng(9), { lengths: [4], H: 2, Hkv: 2, D: 32, causal: true });
+    const { numHeads, numKvHeads, headDim, causal, ...arrays } = problem;
+    const onDevice = recordOn(arrays, device);
+    expectThrows(() => attentionForward({ ...onDevice, numHeads, numKvHeads, headDim, causal } as never), 'ERR_TALARIA_DEVICE', 'not implemented on CUDA');
+  });
+});
