@@ -50,25 +50,24 @@ TALARIA_SIMD_INLINE V16 splat(float x) { return V16{} + x; }
 struct alignas(64) Tile {
   float q[kBlockQ * kMaxD];    // the query block times scale, zero-padded to kBlockQ rows
   float o[kBlockQ * kMaxD];    // unnormalised output accumulator
-  float kt[kMaxD * kBlockK];   // K block transposed [D][64], zero-padded to 64 keys
   float s[kBlockQ * kBlockK];  // scores, then probabilities
   float m[kBlockQ], l[kBlockQ], alpha[kBlockQ];
 };
 
-// S[r][0..64) = Q[r] . K^T for rows r0..r0+3.
+// S[r][0..64) = Q[r] . K^T for rows r0..r0+3; kt is the key block transposed, [D][64].
 template <int D>
-TALARIA_SIMD_INLINE void qk_rows(const Tile& t, int r0, float* s) {
+TALARIA_SIMD_INLINE void qk_rows(Tile& t, const float* kt, int r0) {
   V16 acc[kRows][kColVecs] = {};
   for (int d = 0; d < D; d++) {
     V16 kv[kColVecs];
-    for (int c = 0; c < kColVecs; c++) kv[c] = load(t.kt + d * kBlockK + c * kLanes);
+    for (int c = 0; c < kColVecs; c++) kv[c] = load(kt + d * kBlockK + c * kLanes);
     for (int r = 0; r < kRows; r++) {
       const V16 a = splat(t.q[(r0 + r) * D + d]);
       for (int c = 0; c < kColVecs; c++) acc[r][c] += a * kv[c];
     }
   }
   for (int r = 0; r < kRows; r++)
-    for (int c = 0; c < kColVecs; c++) store(s + (r0 + r) * kBlockK + c * kLanes, acc[r][c]);
+    for (int c = 0; c < kColVecs; c++) store(t.s + (r0 + r) * kBlockK + c * kLanes, acc[r][c]);
 }
 
 // O[r][c0..c0+W) = O * alpha + P[r] V[.][c0..] for rows r0..r0+3, over the block's `keys` valid keys.
@@ -93,6 +92,30 @@ TALARIA_SIMD_INLINE void pv_rows(Tile& t, int r0, int c0, const float* v, int64_
     for (int c = 0; c < kVecs; c++) store(t.o + (r0 + r) * D + c0 + c * kLanes, acc[r][c]);
 }
 
+// Horizontal max and sum of 16 lanes by halving: log2(16) dependent steps, in a fixed order.
+typedef int32_t I16 __attribute__((vector_size(64)));
+template <int Width>
+TALARIA_SIMD_INLINE V16 upper_half(const V16& x) {  // lane i gets lane i + Width (lanes >= Width: don't care)
+  constexpr I16 kIdx = {Width, Width + 1, Width + 2, Width + 3, Width + 4, Width + 5, Width + 6, Width + 7,
+                        (Width + 8) & 15, (Width + 9) & 15, (Width + 10) & 15, (Width + 11) & 15,
+                        (Width + 12) & 15, (Width + 13) & 15, (Width + 14) & 15, (Width + 15) & 15};
+  return __builtin_shuffle(x, kIdx);
+}
+TALARIA_SIMD_INLINE float lanes_sum(V16 x) {
+  x += upper_half<8>(x);
+  x += upper_half<4>(x);
+  x += upper_half<2>(x);
+  x += upper_half<1>(x);
+  return x[0];
+}
+TALARIA_SIMD_INLINE float lanes_max(V16 x) {
+  V16 y = upper_half<8>(x); x = x > y ? x : y;
+  y = upper_half<4>(x); x = x > y ? x : y;
+  y = upper_half<2>(x); x = x > y ? x : y;
+  y = upper_half<1>(x); x = x > y ? x : y;
+  return x[0];
+}
+
 // Online softmax of one row of 64 scores, the first `allowed` of which are unmasked: turns them into
 // P = exp(s - m_new) in place (0 where masked) and updates m, l and alpha = exp(m_old - m_new).
 TALARIA_SIMD_INLINE void softmax_row(Tile& t, int r, int allowed) {
@@ -100,8 +123,7 @@ TALARIA_SIMD_INLINE void softmax_row(Tile& t, int r, int allowed) {
   for (int c = allowed; c < kBlockK; c++) s[c] = -INFINITY;
   V16 mx = splat(-INFINITY);
   for (int c = 0; c < kColVecs; c++) { const V16 x = load(s + c * kLanes); mx = mx > x ? mx : x; }
-  float block_max = -INFINITY;
-  for (int i = 0; i < kLanes; i++) block_max = std::max(block_max, mx[i]);
+  const float block_max = lanes_max(mx);
   const float m_old = t.m[r], m_new = std::max(m_old, block_max);
   if (m_new == -INFINITY) {  // nothing allowed yet: P = 0, and O and l stay 0
     for (int c = 0; c < kBlockK; c++) s[c] = 0.0f;
@@ -109,11 +131,10 @@ TALARIA_SIMD_INLINE void softmax_row(Tile& t, int r, int allowed) {
     return;
   }
   for (int c = 0; c < kBlockK; c++) s[c] = exp_f32(s[c] - m_new);  // vectorised: exp_f32 is branch-free
-  // 16 partial sums in a fixed order, then their sum in a fixed order: deterministic and short chains.
+  // 16 partial sums, then a fixed tree: deterministic, and a 4-deep chain instead of 16.
   V16 sum = {};
   for (int c = 0; c < kColVecs; c++) sum += load(s + c * kLanes);
-  float block_sum = 0.0f;
-  for (int i = 0; i < kLanes; i++) block_sum += sum[i];
+  const float block_sum = lanes_sum(sum);
   const float alpha = exp_f32(m_old - m_new);  // 0 when m_old = -inf
   t.alpha[r] = alpha;
   t.m[r] = m_new;
@@ -125,9 +146,21 @@ struct Item {
   int64_t key_end;             // keys [0, key_end) of the sequence that any row of the block may see
 };
 
+// Every key block transposed once per call, [D][64] and zero-padded to 64 keys, so the items of all
+// H / Hkv query heads and all query blocks that read it share one transpose. Block kb of kv head g of
+// sequence b starts at ((g * padded_total + padded_start[b] + kb) * D).
+struct KeysTransposed {
+  std::vector<float> data;
+  std::vector<int64_t> padded_start;  // [B+1], in keys, each sequence rounded up to 64
+  int64_t offset(int64_t seq, int g, int64_t kb, int64_t d) const {
+    return (g * padded_start.back() + padded_start[seq] + kb) * d;
+  }
+};
+
 // One (block, head) item: writes o rows [q_begin, q_begin + rows) of head h and their lse.
 template <int D>
-TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const Item& it, int h, Tile& t) {
+TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const KeysTransposed& kt, const Item& it, int h,
+                                      Tile& t) {
   const int64_t hd = static_cast<int64_t>(a.heads) * D, kvd = static_cast<int64_t>(a.kv_heads) * D;
   const int kvh = h / (a.heads / a.kv_heads);
   const int64_t q0 = a.cu_seqlens_q[it.seq] + it.q_begin, k0 = a.cu_seqlens_k[it.seq];
@@ -143,10 +176,8 @@ TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const Item&
 
   for (int64_t kb = 0; kb < it.key_end; kb += kBlockK) {
     const int keys = static_cast<int>(std::min<int64_t>(kBlockK, it.key_end - kb));
-    const float* kp = a.k + (k0 + kb) * kvd + kvh * D;
-    for (int j = 0; j < kBlockK; j++)
-      for (int d = 0; d < D; d++) t.kt[d * kBlockK + j] = j < keys ? kp[j * kvd + d] : 0.0f;
-    for (int r0 = 0; r0 < padded; r0 += kRows) qk_rows<D>(t, r0, t.s);
+    const float* kblock = kt.data.data() + kt.offset(it.seq, kvh, kb, D);
+    for (int r0 = 0; r0 < padded; r0 += kRows) qk_rows<D>(t, kblock, r0);
     for (int r = 0; r < padded; r++) {
       // Bottom-right causal: query i sees keys j <= i + (lk - lq).
       const int64_t limit = a.causal ? it.q_begin + r + (lk - lq) + 1 - kb : keys;
@@ -167,15 +198,42 @@ TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const Item&
   }
 }
 
-TALARIA_SIMD_INLINE void forward_item_any(const AttentionForwardArgs& a, const Item& it, int h, Tile& t) {
+TALARIA_SIMD_INLINE void forward_item_any(const AttentionForwardArgs& a, const KeysTransposed& kt, const Item& it,
+                                          int h, Tile& t) {
   switch (a.head_dim) {
-    case 32: return forward_item<32>(a, it, h, t);
-    case 64: return forward_item<64>(a, it, h, t);
-    default: return forward_item<128>(a, it, h, t);
+    case 32: return forward_item<32>(a, kt, it, h, t);
+    case 64: return forward_item<64>(a, kt, it, h, t);
+    default: return forward_item<128>(a, kt, it, h, t);
   }
 }
 TALARIA_SIMD_FUNCTION(void, attention_item, forward_item_any,
-                      (const AttentionForwardArgs& a, const Item& it, int h, Tile& t), (a, it, h, t))
+                      (const AttentionForwardArgs& a, const KeysTransposed& kt, const Item& it, int h, Tile& t),
+                      (a, kt, it, h, t))
+
+KeysTransposed transpose_keys(const AttentionForwardArgs& a) {
+  KeysTransposed kt;
+  kt.padded_start.assign(a.num_seqs + 1, 0);
+  for (int64_t b = 0; b < a.num_seqs; b++) {
+    const int64_t lk = a.cu_seqlens_k[b + 1] - a.cu_seqlens_k[b];
+    kt.padded_start[b + 1] = kt.padded_start[b] + (lk + kBlockK - 1) / kBlockK * kBlockK;
+  }
+  const int64_t d = a.head_dim, kvd = a.kv_heads * d;
+  kt.data.resize(static_cast<size_t>(a.kv_heads * kt.padded_start.back() * d));
+  // One task per (kv head, sequence); each writes only its own blocks.
+  parallel_for(0, a.kv_heads * a.num_seqs, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t task = lo; task < hi; task++) {
+      const int g = static_cast<int>(task / a.num_seqs);
+      const int64_t b = task % a.num_seqs, k0 = a.cu_seqlens_k[b], lk = a.cu_seqlens_k[b + 1] - k0;
+      for (int64_t kb = 0; kb < lk; kb += kBlockK) {
+        float* out = kt.data.data() + kt.offset(b, g, kb, d);
+        const float* src = a.k + (k0 + kb) * kvd + g * d;
+        for (int64_t j = 0; j < kBlockK; j++)
+          for (int64_t e = 0; e < d; e++) out[e * kBlockK + j] = kb + j < lk ? src[j * kvd + e] : 0.0f;
+      }
+    }
+  });
+  return kt;
+}
 
 // The query blocks of every sequence, the costliest (most keys) first so the pool's dynamic chunks end
 // together.
@@ -198,10 +256,11 @@ std::vector<Item> query_blocks(const AttentionForwardArgs& a) {
 
 void attention_forward(const AttentionForwardArgs& args) {
   const std::vector<Item> items = query_blocks(args);
+  const KeysTransposed kt = transpose_keys(args);
   const int64_t heads = args.heads;
   parallel_for(0, static_cast<int64_t>(items.size()) * heads, 1, [&](int64_t lo, int64_t hi) {
     auto tile = std::make_unique<Tile>();
-    for (int64_t i = lo; i < hi; i++) attention_item(args, items[i / heads], static_cast<int>(i % heads), *tile);
+    for (int64_t i = lo; i < hi; i++) attention_item(args, kt, items[i / heads], static_cast<int>(i % heads), *tile);
   });
 }
 
