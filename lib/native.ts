@@ -110,6 +110,8 @@ export interface NativeAddon {
   sampleAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
+  fmaPeak: NativeKernel;
+  fmaPeakAsync: NativeAsyncKernel;
   attentionForward: NativeKernel;
   attentionForwardAsync: NativeAsyncKernel;
 }

@@ -1,0 +1,55 @@
+// Attention forward over packed causal sequences, in GFLOP/s and as a fraction of the measured FMA peak.
+//
+// FLOPs follow FlashAttention's convention: 4 * B * H * T^2 * D for the two matmuls of a full forward,
+// halved under the causal mask (backward passes count 2.5x the forward). Exp, max and the rescales are
+// not counted.
+//
+// Napkin math (CPU, 2 cores):
+//   B=4, H=8, T=512, D=64 causal    2.1 GFLOP over 4 MiB each of q, k, v, o: ~11 ms at a 190 GFLOP/s peak.
+//   B=1, H=12, T=2048, D=64 causal  6.4 GFLOP: long rows, so the diagonal blocks (computed whole, half
+//                                   masked) are a small share (1/32 of blocks) and the tiles stay busy.
+// There is no TypeScript baseline: the float64 reference needs seconds per call at these sizes. The
+// anchor is PyTorch eager on this CPU (notes/anchors.md): 67 ms, 16 GFLOP/s, for the first case.
+import { attentionForward } from '../lib/index.js';
+import { defineSuite, type BenchCase } from './harness.js';
+import { uniformCuSeqlens, uniformFloat32 } from './inputs.js';
+
+interface AttentionSize { B: number; H: number; T: number; D: number }
+const SIZES: AttentionSize[] = [
+  { B: 4, H: 8, T: 512, D: 64 },
+  { B: 1, H: 12, T: 2048, D: 64 },
+];
+
+/** FlashAttention's FLOP count of a causal forward. */
+export const causalForwardFlops = ({ B, H, T, D }: AttentionSize) => (4 * B * H * T * T * D) / 2;
+
+function attentionCases(backends: string[]): BenchCase[] {
+  // The CUDA kernel is not written yet (native/cuda/attention.cu throws), so only the cpu is timed.
+  return backends.filter((backend) => backend === 'cpu').flatMap((backend) => SIZES.map((size): BenchCase => {
+    const { B, H, T, D } = size, n = B * T;
+    // Typed arrays: the CPU kernels read them in place (a CUDA backend will need [N, H, D] Tensors).
+    const input = {
+      q: uniformFloat32(n * H * D, 61, -2, 2),
+      k: uniformFloat32(n * H * D, 62, -2, 2),
+      v: uniformFloat32(n * H * D, 63),
+      cuSeqlens: uniformCuSeqlens(B, T),
+      numHeads: H, numKvHeads: H, headDim: D, causal: true,
+    };
+    const out = { o: new Float32Array(n * H * D), lse: new Float32Array(H * n) };
+    return {
+      name: `forward-B${B}-H${H}-T${T}-D${D}-causal`, backend, params: { B, H, T, D },
+      bytes: 4 * 4 * n * H * D + 4 * H * n,   // read q, k, v and write o once, plus lse
+      flops: causalForwardFlops(size),
+      run: () => void attentionForward({ ...input, out }),
+    };
+  }));
+}
+
+export default defineSuite({
+  name: 'attention',
+  cases: attentionCases,
+  footer: () => [
+    'attention FLOPs: 4·B·H·T²·D/2 for a causal forward (FlashAttention convention); % roofline is of the measured FMA peak.',
+    'anchor: PyTorch 1.13 eager on this CPU, B=4 H=8 T=512 D=64 causal: forward 16 GFLOP/s, fwd+bwd 23 GFLOP/s.',
+  ],
+});
