@@ -23,5 +23,7 @@ export { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync } from './ops/pref
 export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput } from './ops/preference.js';
 export { sample, sampleAsync } from './ops/sampling.js';
 export type { SampleInput, SampleMode, SampleOutput } from './ops/sampling.js';
-export { attentionForward, attentionForwardAsync } from './ops/attention.js';
-export type { AttentionForwardInput, AttentionForwardOutput } from './ops/attention.js';
+export { attentionBackward, attentionBackwardAsync, attentionForward, attentionForwardAsync } from './ops/attention.js';
+export type {
+  AttentionBackwardInput, AttentionBackwardOutput, AttentionForwardInput, AttentionForwardOutput,
+} from './ops/attention.js';

@@ -114,6 +114,8 @@ export interface NativeAddon {
   fmaPeakAsync: NativeAsyncKernel;
   attentionForward: NativeKernel;
   attentionForwardAsync: NativeAsyncKernel;
+  attentionBackward: NativeKernel;
+  attentionBackwardAsync: NativeAsyncKernel;
 }
 
 // lib/native.ts and dist/index.{js,cjs} both sit one folder below the package root.

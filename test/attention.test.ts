@@ -90,8 +90,9 @@ describe.each(implemented)('attentionForward on $backend', ({ device }) => {
 describe.each(notYet)('attentionForward on $backend', ({ device }) => {
   it('says CUDA attention is not implemented yet', () => {
     const problem = attentionProblem(new Rng(9), { lengths: [4], H: 2, Hkv: 2, D: 32, causal: true });
-    const { numHeads, numKvHeads, headDim, causal, ...arrays } = problem;
-    const onDevice = recordOn(arrays, device);
-    expectThrows(() => attentionForward({ ...onDevice, numHeads, numKvHeads, headDim, causal } as never), 'ERR_TALARIA_DEVICE', 'not implemented on CUDA');
+    const on = (x: Float32Array) => Tensor.from(x, { device, shape: [4, 2, 32] });
+    const tensors = { q: on(problem.q), k: on(problem.k), v: on(problem.v), cuSeqlens: Tensor.from(problem.cuSeqlens, { device }) };
+    expectThrows(() => attentionForward({ ...problem, ...tensors }), 'ERR_TALARIA_DEVICE', 'not implemented on CUDA');
+    Object.values(tensors).forEach((t) => t.dispose());
   });
 });

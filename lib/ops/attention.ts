@@ -58,3 +58,43 @@ export function attentionForward<T extends F32>(input: AttentionForwardInput<T>)
 export async function attentionForwardAsync<T extends F32>(input: AttentionForwardInput<T>): Promise<AttentionForwardOutput<T>> {
   return wrapResult(await getAddon().attentionForwardAsync(nativeArgs(input)));
 }
+
+export interface AttentionBackwardInput<T extends F32> extends Omit<AttentionForwardInput<T>, 'out'> {
+  /** The loss's gradient with respect to o, f32 [N, H, D]. */
+  dO: F32;
+  /** The forward's output o, f32 [N, H, D]. */
+  o: F32;
+  /** The forward's lse, f32 [H, N]. */
+  lse: F32;
+  /** Buffers for the gradients on q's device: dq like q, dk and dv like k. They must not overlap the inputs. */
+  out?: { dq?: T; dk?: T; dv?: T };
+}
+
+export interface AttentionBackwardOutput<T extends F32> {
+  /** d loss / d q, f32 [N, H, D]. */
+  dq: T;
+  /** d loss / d k, f32 [Nk, Hkv, D], summed over the query heads that share each kv head. */
+  dk: T;
+  /** d loss / d v, f32 [Nk, Hkv, D], summed the same way. */
+  dv: T;
+}
+
+/**
+ * The gradients of {@link attentionForward} from dO and the forward's o and lse (FlashAttention-2's
+ * backward: P is recomputed from lse, never stored). Take the same q, k, v, packing, scale and causal
+ * flag as the forward call. No atomics: bitwise reproducible run to run and for any thread count.
+ *
+ * @example
+ * const fwd = attentionForward({ q, k, v, cuSeqlens, numHeads: H, numKvHeads: Hkv, headDim: D });
+ * const { dq, dk, dv } = attentionBackward({
+ *   dO, q, k, v, o: fwd.o, lse: fwd.lse, cuSeqlens, numHeads: H, numKvHeads: Hkv, headDim: D,
+ * });
+ */
+export function attentionBackward<T extends F32>(input: AttentionBackwardInput<T>): AttentionBackwardOutput<T> {
+  return wrapResult(getAddon().attentionBackward(nativeArgs(input)));
+}
+
+/** Promise form of {@link attentionBackward}. */
+export async function attentionBackwardAsync<T extends F32>(input: AttentionBackwardInput<T>): Promise<AttentionBackwardOutput<T>> {
+  return wrapResult(await getAddon().attentionBackwardAsync(nativeArgs(input)));
+}

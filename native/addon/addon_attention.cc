@@ -1,4 +1,4 @@
-// Bindings for the attention family (native/core/kernels/attention.h): attentionForward.
+// Bindings for the attention family (native/core/kernels/attention.h): attentionForward, attentionBackward.
 #include "addon_attention.h"
 
 #include <cfloat>
@@ -48,12 +48,92 @@ Packing parse_packing(const Napi::Object& input, int64_t nq, int64_t nk, Device 
   return p;
 }
 
-struct AttentionForwardCall : KernelCall {
-  TensorArg q, k, v, o, lse;
+// q, k, v, their packing, scale and causal: what the forward and the backward both take. Fills every
+// field of `a` except o and lse.
+struct AttentionInputs {
+  TensorArg q, k, v;
   Packing packing;
+  Device device() const { return q.tensor.device(); }
+  void hold_into(KernelCall& call) const {
+    for (const TensorArg* arg : {&q, &k, &v, &packing.cu_q}) call.hold(*arg);
+    call.hold(packing.cu_k);
+  }
+  NamedArgs named() const {
+    return {{&q, "q"}, {&k, "k"}, {&v, "v"}, {&packing.cu_q, "cuSeqlens"}, {arg_ptr(packing.cu_k), "cuSeqlensK"}};
+  }
+};
+
+void parse_inputs(const Napi::Object& input, AttentionInputs& in, AttentionForwardArgs& a) {
+  const int64_t heads_given = size_option(input, "numHeads"), kv_given = size_option(input, "numKvHeads");
+  in.q = rows_arg(input.Get("q"), "q", DType::F32, {heads_given, size_option(input, "headDim")},
+                  {"numHeads", "headDim"});
+  const Device device = in.device();
+  const int64_t nq = in.q.tensor.shape()[0], heads = in.q.tensor.shape()[1], d = in.q.tensor.shape()[2];
+  if (!attention_head_dim_supported(d))
+    fail(ErrorCode::Shape, "headDim: expected 32, 64 or 128 (the last dimension of q), got " + std::to_string(d));
+  // A typed-array k without numKvHeads is plain multi-head attention (Hkv = H).
+  const Napi::Value k_value = input.Get("k");
+  const int64_t kv_expected = kv_given > 0 ? kv_given : AddonTensor::unwrap(k_value) ? -1 : heads;
+  in.k = rows_arg(k_value, "k", DType::F32, {kv_expected, d}, {"numKvHeads", "headDim"});
+  require_same_device(in.k, "k", device);
+  const int64_t nk = in.k.tensor.shape()[0], kv_heads = in.k.tensor.shape()[1];
+  if (heads % kv_heads != 0)
+    fail(ErrorCode::Shape, "numKvHeads: the " + std::to_string(heads) + " query heads of q must be a multiple of the " +
+                               std::to_string(kv_heads) + " kv heads of k");
+  in.v = rows_arg(input.Get("v"), "v", DType::F32, {kv_heads, d}, {"numKvHeads", "headDim"});
+  require_length(in.v, "v", in.k.tensor.numel(), "[Nk, Hkv, D] like k");
+  require_same_device(in.v, "v", device);
+  Packing& p = in.packing;
+  p = parse_packing(input, nq, nk, device);
+
+  a.scale = float_option(input, "scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(d))), 0.0, kFloatMax,
+                         false);
+  a.causal = boolean_option(input, "causal", true);
+  // CPU kernels read the validated host copies; device kernels read device memory JS cannot change.
+  const bool cpu = device.is_cpu();
+  a.q = in.q.tensor.data_as<const float>();
+  a.k = in.k.tensor.data_as<const float>();
+  a.v = in.v.tensor.data_as<const float>();
+  a.cu_seqlens_q = cpu ? p.host_q.data() : p.cu_q.tensor.data_as<const int32_t>();
+  a.cu_seqlens_k = cpu ? p.host_k.data() : (p.cu_k ? p.cu_k : p.cu_q)->tensor.data_as<const int32_t>();
+  a.num_seqs = static_cast<int64_t>(p.host_q.size()) - 1;
+  a.total_q = nq;
+  a.total_k = nk;
+  a.max_seqlen_q = longest_segment(p.host_q);
+  a.heads = static_cast<int>(heads);
+  a.kv_heads = static_cast<int>(kv_heads);
+  a.head_dim = static_cast<int>(d);
+}
+
+// An f32 tensor shaped like `like` ([rows, heads, D]) on its device: the caller's buffer `value`, checked,
+// or a fresh output.
+TensorArg shaped_like(Napi::Env env, const Napi::Value& value, const std::string& name, const TensorArg& like,
+                      const std::string& like_name, bool as_handle) {
+  const std::vector<int64_t>& shape = like.tensor.shape();
+  if (value.IsUndefined()) return new_output(env, shape, DType::F32, like.tensor.device(), as_handle);
+  TensorArg arg = rows_arg(value, name, DType::F32, {shape[1], shape[2]}, {"the heads of " + like_name, "headDim"});
+  require_length(arg, name, like.tensor.numel(), "shaped like " + like_name);
+  require_same_device(arg, name, like.tensor.device());
+  return arg;
+}
+
+// lse f32 [H, N]: a 2-D Tensor or a typed array (1-D when N = 0, which has no columns to name).
+TensorArg lse_input(const Napi::Value& value, const std::string& name, const AttentionForwardArgs& a, Device device) {
+  TensorArg arg = a.total_q > 0 ? matrix_arg(value, name, DType::F32, a.total_q, "N (the rows of q)")
+                                : tensor_arg(value, name, DType::F32);
+  require_length(arg, name, static_cast<int64_t>(a.heads) * a.total_q, "[H, N]: one per head and query");
+  require_same_device(arg, name, device);
+  return arg;
+}
+
+// ---- attentionForward -----------------------------------------------------------------------------------
+
+struct AttentionForwardCall : KernelCall {
+  AttentionInputs in;
+  TensorArg o, lse;
   AttentionForwardArgs args{};
 
-  void execute() override { attention_forward(q.tensor.device(), args); }
+  void execute() override { attention_forward(in.device(), args); }
 
   Napi::Value result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
@@ -70,67 +150,79 @@ std::unique_ptr<KernelCall> prepare_attention_forward(const Napi::CallbackInfo& 
                                       {"q", "k", "v", "cuSeqlens", "cuSeqlensK", "numHeads", "numKvHeads", "headDim",
                                        "scale", "causal", "out"});
   auto call = std::make_unique<AttentionForwardCall>();
-  const int64_t heads_given = size_option(input, "numHeads"), kv_given = size_option(input, "numKvHeads");
-  call->q = rows_arg(input.Get("q"), "q", DType::F32, {heads_given, size_option(input, "headDim")},
-                     {"numHeads", "headDim"});
-  const Device device = call->q.tensor.device();
-  const int64_t nq = call->q.tensor.shape()[0], heads = call->q.tensor.shape()[1], d = call->q.tensor.shape()[2];
-  if (!attention_head_dim_supported(d))
-    fail(ErrorCode::Shape, "headDim: expected 32, 64 or 128 (the last dimension of q), got " + std::to_string(d));
-  // A typed-array k without numKvHeads is plain multi-head attention (Hkv = H).
-  const Napi::Value k_value = input.Get("k");
-  const int64_t kv_expected = kv_given > 0 ? kv_given : AddonTensor::unwrap(k_value) ? -1 : heads;
-  call->k = rows_arg(k_value, "k", DType::F32, {kv_expected, d}, {"numKvHeads", "headDim"});
-  require_same_device(call->k, "k", device);
-  const int64_t nk = call->k.tensor.shape()[0], kv_heads = call->k.tensor.shape()[1];
-  if (heads % kv_heads != 0)
-    fail(ErrorCode::Shape, "numKvHeads: the " + std::to_string(heads) + " query heads of q must be a multiple of the " +
-                               std::to_string(kv_heads) + " kv heads of k");
-  call->v = rows_arg(input.Get("v"), "v", DType::F32, {kv_heads, d}, {"numKvHeads", "headDim"});
-  require_length(call->v, "v", call->k.tensor.numel(), "[Nk, Hkv, D] like k");
-  require_same_device(call->v, "v", device);
-  call->packing = parse_packing(input, nq, nk, device);
-
   AttentionForwardArgs& a = call->args;
-  a.scale = float_option(input, "scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(d))), 0.0, kFloatMax,
-                         false);
-  a.causal = boolean_option(input, "causal", true);
-
+  parse_inputs(input, call->in, a);
   Napi::Object out = options_object(input.Get("out"), "out", {"o", "lse"});
-  const bool as_handle = call->q.from_handle;
-  if (out.Get("o").IsUndefined()) {
-    call->o = new_output(info.Env(), {nq, heads, d}, DType::F32, device, as_handle);
-  } else {
-    call->o = rows_arg(out.Get("o"), "out.o", DType::F32, {heads, d}, {"numHeads", "headDim"});
-    require_length(call->o, "out.o", call->q.tensor.numel(), "[N, H, D] like q");
-    require_same_device(call->o, "out.o", device);
-  }
+  const bool as_handle = call->in.q.from_handle;
+  call->o = shaped_like(info.Env(), out.Get("o"), "out.o", call->in.q, "q", as_handle);
   call->lse = out.Get("lse").IsUndefined()
-                  ? new_output(info.Env(), {heads, nq}, DType::F32, device, as_handle)
-                  : output_arg(info.Env(), out.Get("lse"), "out.lse", heads * nq, DType::F32, device, as_handle);
-  Packing& p = call->packing;
-  require_outputs_disjoint({{&call->o, "out.o"}, {&call->lse, "out.lse"}},
-                           {{&call->q, "q"}, {&call->k, "k"}, {&call->v, "v"}, {&p.cu_q, "cuSeqlens"},
-                            {arg_ptr(p.cu_k), "cuSeqlensK"}});
-  for (const TensorArg* arg : {&call->q, &call->k, &call->v, &call->o, &call->lse, &p.cu_q}) call->hold(*arg);
-  call->hold(p.cu_k);
-
-  // CPU kernels read the validated host copies; device kernels read device memory JS cannot change.
-  const bool cpu = device.is_cpu();
-  a.q = call->q.tensor.data_as<const float>();
-  a.k = call->k.tensor.data_as<const float>();
-  a.v = call->v.tensor.data_as<const float>();
-  a.cu_seqlens_q = cpu ? p.host_q.data() : p.cu_q.tensor.data_as<const int32_t>();
-  a.cu_seqlens_k = cpu ? p.host_k.data() : (p.cu_k ? p.cu_k : p.cu_q)->tensor.data_as<const int32_t>();
-  a.num_seqs = static_cast<int64_t>(p.host_q.size()) - 1;
-  a.total_q = nq;
-  a.total_k = nk;
-  a.max_seqlen_q = longest_segment(p.host_q);
-  a.heads = static_cast<int>(heads);
-  a.kv_heads = static_cast<int>(kv_heads);
-  a.head_dim = static_cast<int>(d);
+                  ? new_output(info.Env(), {a.heads, a.total_q}, DType::F32, call->in.device(), as_handle)
+                  : lse_input(out.Get("lse"), "out.lse", a, call->in.device());
+  require_outputs_disjoint({{&call->o, "out.o"}, {&call->lse, "out.lse"}}, call->in.named());
+  call->in.hold_into(*call);
+  call->hold(call->o);
+  call->hold(call->lse);
   a.o = call->o.tensor.data_as<float>();
   a.lse = call->lse.tensor.data_as<float>();
+  return call;
+}
+
+// ---- attentionBackward ----------------------------------------------------------------------------------
+
+struct AttentionBackwardCall : KernelCall {
+  AttentionInputs in;
+  TensorArg o, lse, d_o, dq, dk, dv;
+  AttentionBackwardArgs args{};
+
+  void execute() override { attention_backward(in.device(), args); }
+
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("dq", output_value(env, dq));
+    out.Set("dk", output_value(env, dk));
+    out.Set("dv", output_value(env, dv));
+    return out;
+  }
+};
+
+std::unique_ptr<KernelCall> prepare_attention_backward(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject())
+    fail(ErrorCode::DType, "attentionBackward: expected an object {dO, q, k, v, o, lse, cuSeqlens, ...}, got " +
+                               describe(info[0]));
+  Napi::Object input = options_object(info[0], "attentionBackward",
+                                      {"dO", "q", "k", "v", "o", "lse", "cuSeqlens", "cuSeqlensK", "numHeads",
+                                       "numKvHeads", "headDim", "scale", "causal", "out"});
+  auto call = std::make_unique<AttentionBackwardCall>();
+  AttentionForwardArgs& a = call->args.fwd;
+  parse_inputs(input, call->in, a);
+  const Device device = call->in.device();
+  const TensorArg& q = call->in.q;
+  auto like_q = [&](const char* key) {
+    TensorArg arg = rows_arg(input.Get(key), key, DType::F32, {a.heads, a.head_dim}, {"numHeads", "headDim"});
+    require_length(arg, key, q.tensor.numel(), "[N, H, D] like q");
+    require_same_device(arg, key, device);
+    return arg;
+  };
+  call->d_o = like_q("dO");
+  call->o = like_q("o");
+  call->lse = lse_input(input.Get("lse"), "lse", a, device);
+  Napi::Object out = options_object(input.Get("out"), "out", {"dq", "dk", "dv"});
+  const bool as_handle = q.from_handle;
+  call->dq = shaped_like(info.Env(), out.Get("dq"), "out.dq", q, "q", as_handle);
+  call->dk = shaped_like(info.Env(), out.Get("dk"), "out.dk", call->in.k, "k", as_handle);
+  call->dv = shaped_like(info.Env(), out.Get("dv"), "out.dv", call->in.k, "k", as_handle);
+  NamedArgs inputs = call->in.named();
+  inputs.insert(inputs.end(), {{&call->d_o, "dO"}, {&call->o, "o"}, {&call->lse, "lse"}});
+  require_outputs_disjoint({{&call->dq, "out.dq"}, {&call->dk, "out.dk"}, {&call->dv, "out.dv"}}, inputs);
+  call->in.hold_into(*call);
+  for (const TensorArg* arg : {&call->o, &call->lse, &call->d_o, &call->dq, &call->dk, &call->dv}) call->hold(*arg);
+  // The backward only reads the forward's o and lse (AttentionBackwardArgs).
+  a.o = call->o.tensor.data_as<float>();
+  a.lse = call->lse.tensor.data_as<float>();
+  call->args.d_o = call->d_o.tensor.data_as<const float>();
+  call->args.dq = call->dq.tensor.data_as<float>();
+  call->args.dk = call->dk.tensor.data_as<float>();
+  call->args.dv = call->dv.tensor.data_as<float>();
   return call;
 }
 
@@ -138,6 +230,7 @@ std::unique_ptr<KernelCall> prepare_attention_forward(const Napi::CallbackInfo& 
 
 void export_attention(Napi::Env env, Napi::Object exports) {
   export_kernel(env, exports, "attentionForward", prepare_attention_forward);
+  export_kernel(env, exports, "attentionBackward", prepare_attention_backward);
 }
 
 }  // namespace talaria::addon

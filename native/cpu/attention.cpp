@@ -52,6 +52,23 @@ TransposedBlocks transpose_blocks(const float* x, const int32_t* cu_seqlens, int
   });
   return t;
 }
+
+std::vector<QueryBlock> query_blocks(const AttentionForwardArgs& a) {
+  std::vector<QueryBlock> items;
+  for (int64_t b = 0; b < a.num_seqs; b++) {
+    const int64_t lq = a.cu_seqlens_q[b + 1] - a.cu_seqlens_q[b];
+    const int64_t lk = a.cu_seqlens_k[b + 1] - a.cu_seqlens_k[b];
+    for (int64_t q = 0; q < lq; q += kBlockQ) {
+      const int64_t rows = std::min<int64_t>(kBlockQ, lq - q);
+      const int64_t key_end = a.causal ? std::clamp<int64_t>(q + rows + (lk - lq), 0, lk) : lk;
+      items.push_back({b, q, rows, key_end});
+    }
+  }
+  std::stable_sort(items.begin(), items.end(),
+                   [](const QueryBlock& x, const QueryBlock& y) { return x.key_end > y.key_end; });
+  return items;
+}
+
 }  // namespace attention_tiles
 
 namespace {
@@ -90,15 +107,11 @@ TALARIA_SIMD_INLINE void softmax_row(Tile& t, int r, int allowed) {
   t.l[r] = t.l[r] * alpha + block_sum;
 }
 
-struct Item {
-  int64_t seq, q_begin, rows;  // q_begin: first query of the block, within its sequence
-  int64_t key_end;             // keys [0, key_end) of the sequence that any row of the block may see
-};
 
 // One (block, head) item: writes o rows [q_begin, q_begin + rows) of head h and their lse.
 template <int D>
-TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const TransposedBlocks& kt, const Item& it, int h,
-                                      Tile& t) {
+TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const TransposedBlocks& kt, const QueryBlock& it,
+                                      int h, Tile& t) {
   const int64_t hd = static_cast<int64_t>(a.heads) * D, kvd = static_cast<int64_t>(a.kv_heads) * D;
   const int kvh = h / (a.heads / a.kv_heads);
   const int64_t q0 = a.cu_seqlens_q[it.seq] + it.q_begin, k0 = a.cu_seqlens_k[it.seq];
@@ -130,7 +143,7 @@ TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const Trans
   }
 }
 
-TALARIA_SIMD_INLINE void forward_item_any(const AttentionForwardArgs& a, const TransposedBlocks& kt, const Item& it,
+TALARIA_SIMD_INLINE void forward_item_any(const AttentionForwardArgs& a, const TransposedBlocks& kt, const QueryBlock& it,
                                           int h, Tile& t) {
   switch (a.head_dim) {
     case 32: return forward_item<32>(a, kt, it, h, t);
@@ -139,30 +152,13 @@ TALARIA_SIMD_INLINE void forward_item_any(const AttentionForwardArgs& a, const T
   }
 }
 TALARIA_SIMD_FUNCTION(void, attention_item, forward_item_any,
-                      (const AttentionForwardArgs& a, const TransposedBlocks& kt, const Item& it, int h, Tile& t),
+                      (const AttentionForwardArgs& a, const TransposedBlocks& kt, const QueryBlock& it, int h, Tile& t),
                       (a, kt, it, h, t))
-
-// The query blocks of every sequence, the costliest (most keys) first so the pool's dynamic chunks end
-// together.
-std::vector<Item> query_blocks(const AttentionForwardArgs& a) {
-  std::vector<Item> items;
-  for (int64_t b = 0; b < a.num_seqs; b++) {
-    const int64_t lq = a.cu_seqlens_q[b + 1] - a.cu_seqlens_q[b];
-    const int64_t lk = a.cu_seqlens_k[b + 1] - a.cu_seqlens_k[b];
-    for (int64_t q = 0; q < lq; q += kBlockQ) {
-      const int64_t rows = std::min<int64_t>(kBlockQ, lq - q);
-      const int64_t key_end = a.causal ? std::clamp<int64_t>(q + rows + (lk - lq), 0, lk) : lk;
-      items.push_back({b, q, rows, key_end});
-    }
-  }
-  std::stable_sort(items.begin(), items.end(), [](const Item& x, const Item& y) { return x.key_end > y.key_end; });
-  return items;
-}
 
 }  // namespace
 
 void attention_forward(const AttentionForwardArgs& args) {
-  const std::vector<Item> items = query_blocks(args);
+  const std::vector<QueryBlock> items = query_blocks(args);
   const TransposedBlocks kt =
       transpose_blocks(args.k, args.cu_seqlens_k, args.num_seqs, args.kv_heads, args.head_dim, 1.0f);
   const int64_t heads = args.heads;

@@ -123,6 +123,14 @@ struct TransposedBlocks {
 TransposedBlocks transpose_blocks(const float* x, const int32_t* cu_seqlens, int64_t num_seqs, int64_t heads,
                                   int64_t d, float scale);
 
+// A block of up to 64 queries of one sequence, and the keys any of its rows may see.
+struct QueryBlock {
+  int64_t seq, q_begin, rows;  // q_begin: first query of the block, within its sequence
+  int64_t key_end;             // keys [0, key_end) of the sequence
+};
+// Every sequence's query blocks, the costliest (most keys) first so the pool's dynamic chunks end together.
+std::vector<QueryBlock> query_blocks(const AttentionForwardArgs& a);
+
 // Query block i's keys: the first `limit` keys of key block kb that row r may see (bottom-right causal).
 inline int64_t causal_limit(bool causal, int64_t query, int64_t kb, int64_t lq, int64_t lk, int64_t keys) {
   const int64_t limit = causal ? query + (lk - lq) + 1 - kb : keys;

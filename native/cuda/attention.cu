@@ -13,5 +13,9 @@ void attention_forward(int /*device*/, const AttentionForwardArgs& /*args*/) {
   throw Error(ErrorCode::Device, "attentionForward: not implemented on CUDA yet; use cpu tensors");
 }
 
+void attention_backward(int /*device*/, const AttentionBackwardArgs& /*args*/) {
+  throw Error(ErrorCode::Device, "attentionBackward: not implemented on CUDA yet; use cpu tensors");
+}
+
 }  // namespace cuda
 }  // namespace talaria

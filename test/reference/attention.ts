@@ -60,3 +60,47 @@ export function attentionForwardReference(input: AttentionReferenceInput): Atten
   }
   return { o, lse };
 }
+
+export interface AttentionGradients {
+  dq: Float64Array;  // [N, H, D]
+  dk: Float64Array;  // [Nk, Hkv, D]
+  dv: Float64Array;  // [Nk, Hkv, D]
+}
+
+/** The exact gradients of sum(o ∘ dO) for the forward above, by the chain rule through the softmax. */
+export function attentionBackwardReference(input: AttentionReferenceInput, dO: ArrayLike<number>): AttentionGradients {
+  const { q, k, v, cuSeqlens, numHeads: H, numKvHeads: Hkv, headDim: D } = input;
+  const cuK = input.cuSeqlensK ?? cuSeqlens;
+  const scale = Math.fround(input.scale ?? 1 / Math.sqrt(D));
+  const causal = input.causal ?? true;
+  const { o, lse } = attentionForwardReference(input);
+  const N = cuSeqlens[cuSeqlens.length - 1];
+  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  const qi = (t: number, h: number) => (t * H + h) * D, ki = (t: number, g: number) => (t * Hkv + g) * D;
+  for (let b = 0; b + 1 < cuSeqlens.length; b++) {
+    const q0 = cuSeqlens[b], lq = cuSeqlens[b + 1] - q0, k0 = cuK[b], lk = cuK[b + 1] - k0;
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h / (H / Hkv));
+      for (let i = 0; i < lq; i++) {
+        const keys = visibleKeys(i, lq, lk, causal);
+        let delta = 0;
+        for (let d = 0; d < D; d++) delta += dO[qi(q0 + i, h) + d] * o[qi(q0 + i, h) + d];
+        for (let j = 0; j < keys; j++) {
+          let dot = 0, dp = 0;
+          for (let d = 0; d < D; d++) {
+            dot += q[qi(q0 + i, h) + d] * k[ki(k0 + j, g) + d];
+            dp += dO[qi(q0 + i, h) + d] * v[ki(k0 + j, g) + d];
+          }
+          const p = Math.exp(scale * dot - lse[h * N + q0 + i]);
+          const ds = p * (dp - delta);
+          for (let d = 0; d < D; d++) {
+            dv[ki(k0 + j, g) + d] += p * dO[qi(q0 + i, h) + d];
+            dk[ki(k0 + j, g) + d] += scale * ds * q[qi(q0 + i, h) + d];
+            dq[qi(q0 + i, h) + d] += scale * ds * k[ki(k0 + j, g) + d];
+          }
+        }
+      }
+    }
+  }
+  return { dq, dk, dv };
+}

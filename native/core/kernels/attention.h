@@ -1,4 +1,4 @@
-// Attention kernels: FlashAttention-2 style varlen forward (o and the row log-sum-exp). Device-agnostic
+// Attention kernels: FlashAttention-2 style varlen forward (o and the row log-sum-exp) and backward. Device-agnostic
 // entry points, plus the CPU (native/cpu/attention.cpp) and CUDA (native/cuda/attention.cu)
 // implementations they dispatch to; the float64 oracle is test/reference/attention.ts.
 //
@@ -13,6 +13,11 @@
 //   s_j = scale * q_i . k_j,  lse_i = log sum_j exp(s_j),  o_i = sum_j exp(s_j - lse_i) v_j
 // A query with no allowed key (Lk = 0, or i < Lq - Lk under the causal mask) gets o_i = 0 and
 // lse_i = -inf, as FlashAttention does. Arguments are validated by the addon; kernels assume valid input.
+//
+// Backward, from dO and the forward's o and lse (P is recomputed, never stored):
+//   delta_i = dO_i . o_i,  p_ij = exp(s_ij - lse_i),  dP_ij = dO_i . v_j,  dS_ij = p_ij (dP_ij - delta_i)
+//   dv_j = sum_i p_ij dO_i,  dk_j = scale sum_i dS_ij q_i,  dq_i = scale sum_j dS_ij k_j
+// with dk and dv of a kv head summed over the H / Hkv query heads that share it.
 #pragma once
 #include <cstdint>
 
@@ -42,18 +47,32 @@ struct AttentionForwardArgs {
   float* lse;                   // [H, Nq] out
 };
 
+struct AttentionBackwardArgs {
+  AttentionForwardArgs fwd;  // q, k, v, packing, sizes, scale and causal as in the forward; fwd.o and
+                             // fwd.lse are the forward's outputs, read here
+  const float* d_o;          // [Nq, H, D]
+  float* dq;                 // [Nq, H, D] out
+  float* dk;                 // [Nk, Hkv, D] out
+  float* dv;                 // [Nk, Hkv, D] out
+};
+
 namespace cpu {
 void attention_forward(const AttentionForwardArgs& args);
+void attention_backward(const AttentionBackwardArgs& args);
 }  // namespace cpu
 
 #ifdef TALARIA_WITH_CUDA
 namespace cuda {
 void attention_forward(int device, const AttentionForwardArgs& args);
+void attention_backward(int device, const AttentionBackwardArgs& args);
 }  // namespace cuda
 #endif
 
 inline void attention_forward(Device device, const AttentionForwardArgs& args) {
   TALARIA_DISPATCH(device, attention_forward, args);
+}
+inline void attention_backward(Device device, const AttentionBackwardArgs& args) {
+  TALARIA_DISPATCH(device, attention_backward, args);
 }
 
 }  // namespace talaria
