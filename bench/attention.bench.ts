@@ -1,4 +1,5 @@
-// Attention forward over packed causal sequences, in GFLOP/s and as a fraction of the measured FMA peak.
+// Attention forward, and forward + backward, over packed causal sequences, in GFLOP/s and as a fraction of
+// the measured FMA peak.
 //
 // FLOPs follow FlashAttention's convention: 4 * B * H * T^2 * D for the two matmuls of a full forward,
 // halved under the causal mask (backward passes count 2.5x the forward). Exp, max and the rescales are
@@ -8,9 +9,12 @@
 //   B=4, H=8, T=512, D=64 causal    2.1 GFLOP over 4 MiB each of q, k, v, o: ~11 ms at a 190 GFLOP/s peak.
 //   B=1, H=12, T=2048, D=64 causal  6.4 GFLOP: long rows, so the diagonal blocks (computed whole, half
 //                                   masked) are a small share (1/32 of blocks) and the tiles stay busy.
+//   fwd+bwd counts 3.5x the forward (backward = 2.5x); the CPU backward does 7 matmuls where FlashAttention
+//   counts 5 (it recomputes S and dP in both its passes to need no atomics), so its counted GFLOP/s are
+//   5/7 of what its tiles run at.
 // There is no TypeScript baseline: the float64 reference needs seconds per call at these sizes. The
 // anchor is PyTorch eager on this CPU (notes/anchors.md): 67 ms, 16 GFLOP/s, for the first case.
-import { attentionForward } from '../lib/index.js';
+import { attentionBackward, attentionForward } from '../lib/index.js';
 import { defineSuite, type BenchCase } from './harness.js';
 import { uniformCuSeqlens, uniformFloat32 } from './inputs.js';
 
@@ -25,7 +29,7 @@ export const causalForwardFlops = ({ B, H, T, D }: AttentionSize) => (4 * B * H 
 
 function attentionCases(backends: string[]): BenchCase[] {
   // The CUDA kernel is not written yet (native/cuda/attention.cu throws), so only the cpu is timed.
-  return backends.filter((backend) => backend === 'cpu').flatMap((backend) => SIZES.map((size): BenchCase => {
+  return backends.filter((backend) => backend === 'cpu').flatMap((backend) => SIZES.map((size): BenchCase[] => {
     const { B, H, T, D } = size, n = B * T;
     // Typed arrays: the CPU kernels read them in place (a CUDA backend will need [N, H, D] Tensors).
     const input = {
@@ -36,13 +40,25 @@ function attentionCases(backends: string[]): BenchCase[] {
       numHeads: H, numKvHeads: H, headDim: D, causal: true,
     };
     const out = { o: new Float32Array(n * H * D), lse: new Float32Array(H * n) };
-    return {
-      name: `forward-B${B}-H${H}-T${T}-D${D}-causal`, backend, params: { B, H, T, D },
+    const grads = { dq: new Float32Array(n * H * D), dk: new Float32Array(n * H * D), dv: new Float32Array(n * H * D) };
+    const dO = uniformFloat32(n * H * D, 64);
+    const tag = `B${B}-H${H}-T${T}-D${D}-causal`;
+    return [{
+      name: `forward-${tag}`, backend, params: { B, H, T, D },
       bytes: 4 * 4 * n * H * D + 4 * H * n,   // read q, k, v and write o once, plus lse
       flops: causalForwardFlops(size),
       run: () => void attentionForward({ ...input, out }),
-    };
-  }));
+    }, {
+      name: `fwd+bwd-${tag}`, backend, params: { B, H, T, D },
+      // forward as above; backward reads q, k, v, o, dO and lse and writes dq, dk, dv
+      bytes: 4 * 4 * n * H * D + 4 * H * n + 4 * 8 * n * H * D + 4 * H * n,
+      flops: 3.5 * causalForwardFlops(size),
+      run: () => {
+        attentionForward({ ...input, out });
+        attentionBackward({ ...input, dO, o: out.o, lse: out.lse, out: grads });
+      },
+    }];
+  }).flat());
 }
 
 export default defineSuite({
