@@ -23,7 +23,10 @@ export { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync } from './ops/pref
 export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput } from './ops/preference.js';
 export { sample, sampleAsync } from './ops/sampling.js';
 export type { SampleInput, SampleMode, SampleOutput } from './ops/sampling.js';
-export { attentionBackward, attentionBackwardAsync, attentionForward, attentionForwardAsync } from './ops/attention.js';
+export {
+  attentionBackward, attentionBackwardAsync, attentionForward, attentionForwardAsync, ropeBackward, ropeBackwardAsync,
+  ropeForward, ropeForwardAsync,
+} from './ops/attention.js';
 export type {
-  AttentionBackwardInput, AttentionBackwardOutput, AttentionForwardInput, AttentionForwardOutput,
+  AttentionBackwardInput, AttentionBackwardOutput, AttentionForwardInput, AttentionForwardOutput, RopeInput,
 } from './ops/attention.js';

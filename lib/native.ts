@@ -116,6 +116,8 @@ export interface NativeAddon {
   attentionForwardAsync: NativeAsyncKernel;
   attentionBackward: NativeKernel;
   attentionBackwardAsync: NativeAsyncKernel;
+  rope: NativeKernel;
+  ropeAsync: NativeAsyncKernel;
 }
 
 // lib/native.ts and dist/index.{js,cjs} both sit one folder below the package root.

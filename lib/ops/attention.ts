@@ -98,3 +98,49 @@ export function attentionBackward<T extends F32>(input: AttentionBackwardInput<T
 export async function attentionBackwardAsync<T extends F32>(input: AttentionBackwardInput<T>): Promise<AttentionBackwardOutput<T>> {
   return wrapResult(await getAddon().attentionBackwardAsync(nativeArgs(input)));
 }
+
+export interface RopeInput<T extends F32> {
+  /** f32 [N, H, D] (q or k; a typed array needs numHeads and headDim). D must be even. */
+  x: T;
+  /** Packing i32[B+1]: a token's position is its index within its sequence. */
+  cuSeqlens: I32;
+  /** Frequency base, > 1. Default 10000. */
+  theta?: number;
+  numHeads?: number;
+  headDim?: number;
+  /** Buffer for the result on x's device, shaped like x; it may be x itself (in place). */
+  out?: T;
+}
+
+/**
+ * Rotary position embedding (rotate-half, as GPT-NeoX and Llama): for i < D/2 and position p, with
+ * angle = p * theta^(-2i/D), y_i = x_i cos - x_{i+D/2} sin and y_{i+D/2} = x_{i+D/2} cos + x_i sin.
+ * cos and sin are computed in f64 and rounded to f32, so long positions keep their accuracy.
+ *
+ * @example
+ * // Rotate q [N, H, D] in place before attentionForward.
+ * ropeForward({ x: q, cuSeqlens, numHeads: H, headDim: D, out: q });
+ */
+export function ropeForward<T extends F32>(input: RopeInput<T>): T {
+  return wrapResult(getAddon().rope(nativeArgs(input)));
+}
+
+/** Promise form of {@link ropeForward}. */
+export async function ropeForwardAsync<T extends F32>(input: RopeInput<T>): Promise<T> {
+  return wrapResult(await getAddon().ropeAsync(nativeArgs(input)));
+}
+
+/**
+ * The gradient of {@link ropeForward}: the inverse rotation of dY (`x` here is dY), so dX = R^T dY.
+ *
+ * @example
+ * const dq = ropeBackward({ x: dqRotated, cuSeqlens, numHeads: H, headDim: D });
+ */
+export function ropeBackward<T extends F32>(input: RopeInput<T>): T {
+  return wrapResult(getAddon().rope(nativeArgs({ ...input, backward: true })));
+}
+
+/** Promise form of {@link ropeBackward}. */
+export async function ropeBackwardAsync<T extends F32>(input: RopeInput<T>): Promise<T> {
+  return wrapResult(await getAddon().ropeAsync(nativeArgs({ ...input, backward: true })));
+}

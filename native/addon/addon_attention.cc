@@ -1,4 +1,5 @@
-// Bindings for the attention family (native/core/kernels/attention.h): attentionForward, attentionBackward.
+// Bindings for the attention family (native/core/kernels/attention.h): attentionForward, attentionBackward
+// and rope.
 #include "addon_attention.h"
 
 #include <cfloat>
@@ -226,11 +227,56 @@ std::unique_ptr<KernelCall> prepare_attention_backward(const Napi::CallbackInfo&
   return call;
 }
 
+// ---- rope -----------------------------------------------------------------------------------------------
+
+struct RopeCall : KernelCall {
+  TensorArg x, cu, y;
+  std::vector<int32_t> cu_host;
+  RopeArgs args{};
+  void execute() override { rope(x.tensor.device(), args); }
+  Napi::Value result(Napi::Env env) override { return output_value(env, y); }
+};
+
+// rope({x, cuSeqlens, theta?, numHeads?, headDim?, backward?, out?}): x [N, H, D] rotated by each token's
+// position within its sequence; `backward` applies the inverse rotation (the gradient). out may be x.
+std::unique_ptr<KernelCall> prepare_rope(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject()) fail(ErrorCode::DType, "rope: expected an object {x, cuSeqlens, ...}, got " + describe(info[0]));
+  Napi::Object input = options_object(info[0], "rope", {"x", "cuSeqlens", "theta", "numHeads", "headDim", "backward", "out"});
+  auto call = std::make_unique<RopeCall>();
+  call->x = rows_arg(input.Get("x"), "x", DType::F32, {size_option(input, "numHeads"), size_option(input, "headDim")},
+                     {"numHeads", "headDim"});
+  const Device device = call->x.tensor.device();
+  const std::vector<int64_t>& shape = call->x.tensor.shape();
+  if (shape[2] % 2 != 0)
+    fail(ErrorCode::Shape, "headDim: expected an even head dim (rotations pair i with i + D/2), got " +
+                               std::to_string(shape[2]));
+  call->cu = tensor_arg(input.Get("cuSeqlens"), "cuSeqlens", DType::I32);
+  require_same_device(call->cu, "cuSeqlens", device);
+  call->cu_host = checked_offsets(call->cu, "cuSeqlens", shape[0], "N (the rows of x)");
+  RopeArgs& a = call->args;
+  a.theta = number_option(input, "theta", 10000.0, 1.0, kFloatMax, false);
+  a.inverse = boolean_option(input, "backward", false);
+  call->y = shaped_like(info.Env(), input.Get("out"), "out", call->x, "x", call->x.from_handle);
+  require_disjoint(call->y, "out", call->x, "x", true);
+  require_disjoint(call->y, "out", call->cu, "cuSeqlens");
+  for (const TensorArg* arg : {&call->x, &call->cu, &call->y}) call->hold(*arg);
+  a.x = call->x.tensor.data_as<const float>();
+  a.y = call->y.tensor.data_as<float>();
+  a.cu_seqlens = device.is_cpu() ? call->cu_host.data() : call->cu.tensor.data_as<const int32_t>();
+  a.num_seqs = static_cast<int64_t>(call->cu_host.size()) - 1;
+  a.total = shape[0];
+  a.max_seqlen = longest_segment(call->cu_host);
+  a.heads = static_cast<int>(shape[1]);
+  a.head_dim = static_cast<int>(shape[2]);
+  return call;
+}
+
 }  // namespace
 
 void export_attention(Napi::Env env, Napi::Object exports) {
   export_kernel(env, exports, "attentionForward", prepare_attention_forward);
   export_kernel(env, exports, "attentionBackward", prepare_attention_backward);
+  export_kernel(env, exports, "rope", prepare_rope);
 }
 
 }  // namespace talaria::addon

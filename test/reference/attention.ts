@@ -104,3 +104,27 @@ export function attentionBackwardReference(input: AttentionReferenceInput, dO: A
   }
   return { dq, dk, dv };
 }
+
+/**
+ * Rotary position embedding in f64 (rotate-half): position = index within the sequence. `inverse` rotates
+ * the other way, which is the gradient (the rotation is orthogonal). theta is used as given (f64).
+ */
+export function ropeReference(x: ArrayLike<number>, cuSeqlens: ArrayLike<number>, H: number, D: number,
+  theta = 10000, inverse = false): Float64Array {
+  const y = new Float64Array(x.length), half = D / 2;
+  for (let b = 0; b + 1 < cuSeqlens.length; b++) {
+    for (let t = cuSeqlens[b]; t < cuSeqlens[b + 1]; t++) {
+      const p = t - cuSeqlens[b];
+      for (let h = 0; h < H; h++) {
+        const at = (t * H + h) * D;
+        for (let i = 0; i < half; i++) {
+          const angle = p * theta ** (-2 * i / D);
+          const c = Math.cos(angle), s = inverse ? -Math.sin(angle) : Math.sin(angle);
+          y[at + i] = x[at + i] * c - x[at + i + half] * s;
+          y[at + i + half] = x[at + i + half] * c + x[at + i] * s;
+        }
+      }
+    }
+  }
+  return y;
+}

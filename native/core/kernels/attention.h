@@ -56,15 +56,35 @@ struct AttentionBackwardArgs {
   float* dv;                 // [Nk, Hkv, D] out
 };
 
+// Rotary position embedding (rotate-half, as GPT-NeoX and Llama), applied to q or k [N, H, D] before
+// attention. Token t of a sequence sits at position p = t - cu_seqlens[b]; for i < D/2, with
+// angle = p * theta^(-2i/D) computed in f64 and cos/sin rounded to f32:
+//   y_i = x_i cos - x_{i+D/2} sin,  y_{i+D/2} = x_{i+D/2} cos + x_i sin.
+// The backward is the inverse rotation (sin negated): dx = R^T dy. y may be x itself (in place).
+struct RopeArgs {
+  const float* x;             // [N, H, D]
+  float* y;                   // [N, H, D] out, or x
+  const int32_t* cu_seqlens;  // [B+1]
+  int64_t num_seqs;           // B
+  int64_t total;              // N
+  int64_t max_seqlen;         // longest sequence (sizes the CPU's cos/sin table)
+  int heads;                  // H
+  int head_dim;               // D, even
+  double theta;               // base, > 1
+  bool inverse;               // true for the backward
+};
+
 namespace cpu {
 void attention_forward(const AttentionForwardArgs& args);
 void attention_backward(const AttentionBackwardArgs& args);
+void rope(const RopeArgs& args);
 }  // namespace cpu
 
 #ifdef TALARIA_WITH_CUDA
 namespace cuda {
 void attention_forward(int device, const AttentionForwardArgs& args);
 void attention_backward(int device, const AttentionBackwardArgs& args);
+void rope(int device, const RopeArgs& args);
 }  // namespace cuda
 #endif
 
@@ -74,5 +94,6 @@ inline void attention_forward(Device device, const AttentionForwardArgs& args) {
 inline void attention_backward(Device device, const AttentionBackwardArgs& args) {
   TALARIA_DISPATCH(device, attention_backward, args);
 }
+inline void rope(Device device, const RopeArgs& args) { TALARIA_DISPATCH(device, rope, args); }
 
 }  // namespace talaria
