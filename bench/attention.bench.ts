@@ -12,9 +12,10 @@
 //   fwd+bwd counts 3.5x the forward (backward = 2.5x); the CPU backward does 7 matmuls where FlashAttention
 //   counts 5 (it recomputes S and dP in both its passes to need no atomics), so its counted GFLOP/s are
 //   5/7 of what its tiles run at.
+//   rope, N=8192 tokens, H=32, D=128: 128 MiB read and written in place, bandwidth-bound (~3 ms at 45 GB/s).
 // There is no TypeScript baseline: the float64 reference needs seconds per call at these sizes. The
 // anchor is PyTorch eager on this CPU (notes/anchors.md): 67 ms, 16 GFLOP/s, for the first case.
-import { attentionBackward, attentionForward } from '../lib/index.js';
+import { attentionBackward, attentionForward, ropeForward } from '../lib/index.js';
 import { defineSuite, type BenchCase } from './harness.js';
 import { uniformCuSeqlens, uniformFloat32 } from './inputs.js';
 
@@ -58,7 +59,15 @@ function attentionCases(backends: string[]): BenchCase[] {
         attentionBackward({ ...input, dO, o: out.o, lse: out.lse, out: grads });
       },
     }];
-  }).flat());
+  }).flat()).concat(backends.filter((backend) => backend === 'cpu').map((backend): BenchCase => {
+    const N = 8192, H = 32, D = 128;
+    const x = uniformFloat32(N * H * D, 65), cuSeqlens = uniformCuSeqlens(4, N / 4);
+    return {
+      name: `rope-N${N}-H${H}-D${D}`, backend, params: { N, H, D },
+      bytes: 8 * N * H * D,   // read and write x in place
+      run: () => void ropeForward({ x, cuSeqlens, numHeads: H, headDim: D, out: x }),
+    };
+  }));
 }
 
 export default defineSuite({
