@@ -1,6 +1,8 @@
 // Random packed attention problems shared by the attention suites: q, k, v drawn from the seeded Rng (never
 // zeros), laid out [N, H, D] and [Nk, Hkv, D] with FlashAttention's cu_seqlens packing.
+import { Tensor } from '../../lib/index.js';
 import { Rng, cuSeqlensOf, randomF32 } from './random.js';
+import { tensorOn } from './backends.js';
 
 export interface AttentionProblem {
   q: Float32Array;
@@ -45,3 +47,30 @@ export function attentionProblem(rng: Rng, shape: ProblemShape): AttentionProble
 
 export const describeShape = (s: ProblemShape) =>
   `lengths [${s.lengths}]${s.keyLengths ? ` keys [${s.keyLengths}]` : ''} H=${s.H} Hkv=${s.Hkv} D=${s.D}${s.causal ? ' causal' : ''}`;
+
+/**
+ * The problem's arrays on `device`: typed arrays stay as they are on the cpu; elsewhere they become
+ * Tensors shaped [N, H, D] / [Nk, Hkv, D] (and cu_seqlens 1-D), remembered for disposeTensors.
+ */
+export function problemOn<P extends AttentionProblem>(problem: P, device: string): P {
+  if (device === 'cpu') return problem;
+  const shaped = (x: Float32Array, heads: number) => {
+    const t = Tensor.from(x, { device, shape: [x.length / (heads * problem.headDim), heads, problem.headDim] });
+    tensorsMade.push(t);
+    return t;
+  };
+  return {
+    ...problem,
+    q: shaped(problem.q, problem.numHeads),
+    k: shaped(problem.k, problem.numKvHeads),
+    v: shaped(problem.v, problem.numKvHeads),
+    cuSeqlens: tensorOn(problem.cuSeqlens, device),
+    ...(problem.cuSeqlensK ? { cuSeqlensK: tensorOn(problem.cuSeqlensK, device) } : {}),
+  } as unknown as P;
+}
+
+const tensorsMade: Tensor[] = [];
+/** Disposes the Tensors problemOn made. */
+export function disposeProblemTensors(): void {
+  for (const t of tensorsMade.splice(0)) t.dispose();
+}

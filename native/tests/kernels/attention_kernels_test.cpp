@@ -1,0 +1,122 @@
+// Attention kernels on every backend of this build: the CUDA (or emulated) forward against the CPU
+// forward over packed, GQA and cross-length causal problems; RoPE on CUDA against the CPU, in place
+// included; and the CUDA backward's clear "not implemented" error. The float64 oracle lives in
+// test/reference/attention.ts; here the CPU kernel (checked against it by vitest) is the reference.
+//
+// Tolerances: both backends are f32 with different summation orders and exp implementations, so o
+// agrees within 2e-5 absolute (a convex combination of v in [-1, 1)) and lse within 1e-5 relative.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "../../core/kernels/attention.h"
+#include "../../core/tensor.h"
+#include "../test_main.h"
+#include "kernel_test_support.h"
+
+using namespace talaria;
+using namespace talaria::testing;
+
+namespace {
+
+struct Problem {
+  std::vector<int32_t> cu_q, cu_k;
+  int heads, kv_heads, d;
+  bool causal;
+  std::vector<float> q, k, v;
+};
+
+Problem make_problem(Rng& rng, const std::vector<int32_t>& lq, const std::vector<int32_t>& lk, int heads, int kv_heads,
+                     int d, bool causal) {
+  Problem p{{0}, {0}, heads, kv_heads, d, causal, {}, {}, {}};
+  for (size_t b = 0; b < lq.size(); b++) {
+    p.cu_q.push_back(p.cu_q.back() + lq[b]);
+    p.cu_k.push_back(p.cu_k.back() + lk[b]);
+  }
+  p.q = rng.normals(static_cast<size_t>(p.cu_q.back()) * heads * d, 1.0f);
+  p.k = rng.normals(static_cast<size_t>(p.cu_k.back()) * kv_heads * d, 1.0f);
+  p.v = rng.normals(static_cast<size_t>(p.cu_k.back()) * kv_heads * d, 0.5f);
+  return p;
+}
+
+struct Outputs {
+  std::vector<float> o, lse;
+};
+
+Outputs run_forward(const Problem& p, Device device) {
+  const int64_t nq = p.cu_q.back();
+  Tensor q = upload(p.q, device), k = upload(p.k, device), v = upload(p.v, device);
+  Tensor cu_q = upload(p.cu_q, device), cu_k = upload(p.cu_k, device);
+  Tensor o = Tensor::empty({nq * p.heads * p.d}, DType::F32, device), lse = Tensor::empty({nq * p.heads}, DType::F32, device);
+  AttentionForwardArgs a{};
+  a.q = q.data_as<const float>(), a.k = k.data_as<const float>(), a.v = v.data_as<const float>();
+  a.cu_seqlens_q = device.is_cpu() ? p.cu_q.data() : cu_q.data_as<const int32_t>();
+  a.cu_seqlens_k = device.is_cpu() ? p.cu_k.data() : cu_k.data_as<const int32_t>();
+  a.num_seqs = static_cast<int64_t>(p.cu_q.size()) - 1;
+  a.total_q = nq, a.total_k = p.cu_k.back();
+  for (size_t b = 1; b < p.cu_q.size(); b++) a.max_seqlen_q = std::max<int64_t>(a.max_seqlen_q, p.cu_q[b] - p.cu_q[b - 1]);
+  a.heads = p.heads, a.kv_heads = p.kv_heads, a.head_dim = p.d;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(p.d));
+  a.causal = p.causal;
+  a.o = o.data_as<float>(), a.lse = lse.data_as<float>();
+  attention_forward(device, a);
+  return {download<float>(o), download<float>(lse)};
+}
+
+int compare(const char* what, const std::vector<float>& got, const std::vector<float>& want, bool relative, double tol) {
+  int bad = 0;
+  for (size_t i = 0; i < want.size(); i++) {
+    const bool both_neg_inf = std::isinf(got[i]) && std::isinf(want[i]) && got[i] < 0 && want[i] < 0;
+    const double bound = tol * (relative ? std::max(1.0, std::fabs(static_cast<double>(want[i]))) : 1.0);
+    if (!both_neg_inf && !(std::fabs(static_cast<double>(got[i]) - want[i]) <= bound) && bad++ < 4)
+      std::printf("  %s[%zu]: cuda %.9g cpu %.9g\n", what, i, got[i], want[i]);
+  }
+  return bad;
+}
+
+}  // namespace
+
+TEST(attention_forward_cuda_matches_cpu) {
+  if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
+  Rng rng(601);
+  struct Case { std::vector<int32_t> lq, lk; int h, hkv, d; bool causal; };
+  const Case cases[] = {
+      {{1, 17, 40}, {1, 17, 40}, 4, 2, 32, true},
+      {{33}, {33}, 2, 1, 64, false},
+      {{5, 20}, {9, 12}, 2, 2, 128, true},  // more keys, then fewer keys than queries (rows that see none)
+      {{3, 0}, {0, 4}, 4, 4, 32, true},     // no keys at all for one sequence, no queries for the other
+  };
+  for (const Case& c : cases) {
+    const Problem p = make_problem(rng, c.lq, c.lk, c.h, c.hkv, c.d, c.causal);
+    const Outputs cpu = run_forward(p, Device::cpu()), gpu = run_forward(p, Device::cuda(0));
+    const int bad = compare("o", gpu.o, cpu.o, false, 2e-5) + compare("lse", gpu.lse, cpu.lse, true, 1e-5);
+    if (bad > 0) std::printf("  (H = %d, Hkv = %d, D = %d, causal %d)\n", c.h, c.hkv, c.d, c.causal);
+    CHECK(bad == 0);
+  }
+}
+
+TEST(rope_cuda_matches_cpu_in_place_too) {
+  if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
+  Rng rng(602);
+  const std::vector<int32_t> cu = {0, 3, 70, 71};
+  const int heads = 3, d = 16;
+  const std::vector<float> x = rng.normals(static_cast<size_t>(cu.back()) * heads * d, 1.0f);
+  for (bool inverse : {false, true}) {
+    std::vector<std::vector<float>> results;
+    for (Device device : backends()) {
+      Tensor in = upload(x, device), cu_dev = upload(cu, device);
+      RopeArgs a{in.data_as<const float>(), in.data_as<float>(), device.is_cpu() ? cu.data() : cu_dev.data_as<const int32_t>(),
+                 3, cu.back(), 67, heads, d, 10000.0, inverse};
+      rope(device, a);  // in place
+      results.push_back(download<float>(in));
+    }
+    CHECK(compare("rope", results[1], results[0], false, 1e-6) == 0);
+  }
+}
+
+TEST(attention_backward_cuda_says_not_implemented) {
+  if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
+  AttentionBackwardArgs a{};
+  CHECK_THROWS(attention_backward(Device::cuda(0), a), Device);
+}
