@@ -118,6 +118,10 @@ export interface NativeAddon {
   attentionBackwardAsync: NativeAsyncKernel;
   rope: NativeKernel;
   ropeAsync: NativeAsyncKernel;
+  kvCacheAppend: NativeKernel;
+  kvCacheAppendAsync: NativeAsyncKernel;
+  attentionDecode: NativeKernel;
+  attentionDecodeAsync: NativeAsyncKernel;
 }
 
 // lib/native.ts and dist/index.{js,cjs} both sit one folder below the package root.

@@ -2,7 +2,8 @@
 // turn checked against central finite differences of the reference forward at tiny sizes: dq, dk and dv
 // for single tokens, lengths off the 64-row tile, several packed lengths, GQA ratios 1, 2 and 4 (dk and dv
 // summed over each group), D = 32, 64 and 128, causal and not, separate key packing; Tensors and typed
-// arrays, sync and Promise, bitwise determinism, and bad input.
+// arrays, sync and Promise, bitwise determinism, and bad input. Every backend (CUDA: the f32 kernels, also
+// checked against the cpu's gradients).
 //
 // Tolerances: f32 storage and accumulation; each gradient sums up to a few hundred terms of products of
 // O(1) values, so the bound is 5e-5 of the largest reference gradient of that tensor.
@@ -11,13 +12,19 @@ import { attentionBackward, attentionBackwardAsync, attentionForward, Tensor } f
 import { attentionBackwardReference, attentionForwardReference } from './reference/attention.js';
 import { Rng, randomF32 } from './helpers/random.js';
 import { backendsUnderTest, disposeTensors, readBack } from './helpers/backends.js';
-import { attentionProblem, describeShape, type AttentionProblem, type ProblemShape } from './helpers/attention-data.js';
+import {
+  attentionProblem, describeShape, disposeProblemTensors, problemOn, type AttentionProblem, type ProblemShape,
+} from './helpers/attention-data.js';
 import {
   expectBitwiseEqual, expectClose, expectGradientMatchesFiniteDifferences, expectNonTrivial, expectThrows, maxAbs,
   type TalariaCode,
 } from './helpers/assert.js';
 
-afterEach(disposeTensors);
+afterEach(() => {
+  disposeTensors();
+  disposeProblemTensors();
+  for (const t of extraTensors.splice(0)) t.dispose();
+});
 
 const GRAD_REL = 5e-5;
 
@@ -46,12 +53,28 @@ function expectGradientsClose(got: { dq: ArrayLike<number>; dk: ArrayLike<number
   }
 }
 
-// The CUDA kernel is not written yet: values are checked on the cpu backend (see attention.test.ts).
-describe.each(backendsUnderTest.filter(({ backend }) => backend === 'cpu'))('attentionBackward on $backend', () => {
+/** The backward's input on `device`: [N, H, D] Tensors for q, k, v, dO, o and [H, N] for lse off the cpu. */
+function backwardOn(input: ReturnType<typeof backwardInput>, device: string) {
+  if (device === 'cpu') return input;
+  const onDevice = problemOn(input, device);
+  const shaped = (x: Float32Array, shape: number[]) => extraTensors[extraTensors.push(Tensor.from(x, { device, shape })) - 1];
+  const n = input.q.length / (input.numHeads * input.headDim);
+  return { ...onDevice, dO: shaped(input.dO, [n, input.numHeads, input.headDim]), o: shaped(input.o, [n, input.numHeads, input.headDim]),
+    lse: shaped(input.lse, [input.numHeads, n]) };
+}
+const extraTensors: Tensor[] = [];
+
+describe.each(backendsUnderTest)('attentionBackward on $backend', ({ device }) => {
   it.each(shapes.map((s) => [describeShape(s), s] as const))('matches the reference: %s', (_, shape) => {
     const rng = new Rng(shapes.indexOf(shape) + 101);
     const input = backwardInput(rng, attentionProblem(rng, shape));
-    expectGradientsClose(attentionBackward(input), attentionBackwardReference(input, input.dO));
+    const got = attentionBackward(backwardOn(input, device));
+    const grads = { dq: readBack(got.dq), dk: readBack(got.dk), dv: readBack(got.dv) };
+    expectGradientsClose(grads, attentionBackwardReference(input, input.dO));
+    if (device !== 'cpu') {  // parity with the cpu kernel
+      const cpu = attentionBackward(input);
+      for (const key of ['dq', 'dk', 'dv'] as const) expectClose(grads[key], cpu[key], { rel: GRAD_REL, scale: Math.max(1, maxAbs(cpu[key])) });
+    }
   });
 
   it.each([
@@ -95,10 +118,10 @@ describe.each(backendsUnderTest.filter(({ backend }) => backend === 'cpu'))('att
 
   it('is bitwise deterministic, sync and Promise alike', async () => {
     const rng = new Rng(33);
-    const input = backwardInput(rng, attentionProblem(rng, { lengths: [150, 77, 1], H: 8, Hkv: 2, D: 64, causal: true }));
+    const input = backwardOn(backwardInput(rng, attentionProblem(rng, { lengths: [150, 77, 1], H: 8, Hkv: 2, D: 64, causal: true })), device);
     const first = attentionBackward(input);
     for (const other of [attentionBackward(input), await attentionBackwardAsync(input)])
-      for (const key of ['dq', 'dk', 'dv'] as const) expectBitwiseEqual(other[key], first[key]);
+      for (const key of ['dq', 'dk', 'dv'] as const) expectBitwiseEqual(readBack(other[key]), readBack(first[key]));
   });
 
   const SHAPE: TalariaCode = 'ERR_TALARIA_SHAPE', DTYPE: TalariaCode = 'ERR_TALARIA_DTYPE', RANGE: TalariaCode = 'ERR_TALARIA_RANGE';
@@ -118,17 +141,5 @@ describe.each(backendsUnderTest.filter(({ backend }) => backend === 'cpu'))('att
     const buffer = (name: unknown) => (name === 'k' ? input.k : name === 'shared' ? shared : new Float32Array(input.q.length));
     const out = 'out' in patch ? Object.fromEntries(Object.entries(patch.out ?? {}).map(([key, name]) => [key, buffer(name)])) : undefined;
     expectThrows(() => attentionBackward({ ...input, ...patch, ...(out ? { out } : {}) } as never), code, arg);
-  });
-});
-
-describe.each(backendsUnderTest.filter(({ backend }) => backend !== 'cpu'))('attentionBackward on $backend', ({ device }) => {
-  it('says CUDA attention is not implemented yet', () => {
-    const rng = new Rng(9);
-    const input = backwardInput(rng, attentionProblem(rng, { lengths: [4], H: 2, Hkv: 2, D: 32, causal: true }));
-    const on = (x: Float32Array, heads: number) => Tensor.from(x, { device, shape: [4, heads, 32] });
-    const tensors = { q: on(input.q, 2), k: on(input.k, 2), v: on(input.v, 2), dO: on(input.dO, 2), o: on(input.o, 2),
-      lse: Tensor.from(input.lse, { device, shape: [2, 4] }), cuSeqlens: Tensor.from(input.cuSeqlens, { device }) };
-    expectThrows(() => attentionBackward({ ...input, ...tensors }), 'ERR_TALARIA_DEVICE', 'not implemented on CUDA');
-    Object.values(tensors).forEach((t) => t.dispose());
   });
 });

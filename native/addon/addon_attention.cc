@@ -1,9 +1,11 @@
-// Bindings for the attention family (native/core/kernels/attention.h): attentionForward, attentionBackward
-// and rope.
+// Bindings for the attention family (native/core/kernels/attention.h): attentionForward, attentionBackward,
+// rope, kvCacheAppend and attentionDecode.
 #include "addon_attention.h"
 
 #include <cfloat>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -101,6 +103,7 @@ void parse_inputs(const Napi::Object& input, AttentionInputs& in, AttentionForwa
   a.total_q = nq;
   a.total_k = nk;
   a.max_seqlen_q = longest_segment(p.host_q);
+  a.max_seqlen_k = longest_segment(p.host_k);
   a.heads = static_cast<int>(heads);
   a.kv_heads = static_cast<int>(kv_heads);
   a.head_dim = static_cast<int>(d);
@@ -271,12 +274,154 @@ std::unique_ptr<KernelCall> prepare_rope(const Napi::CallbackInfo& info) {
   return call;
 }
 
+// ---- KV cache: kvCacheAppend and attentionDecode ----------------------------------------------------------
+
+// The cache pair [B, Lmax, Hkv, D] and its lengths i32[B], validated (0 <= length <= Lmax) into a host copy.
+struct KvCache {
+  TensorArg k, v, seqlens;
+  std::vector<int32_t> seqlens_host;
+  int64_t batch = 0, max_len = 0, kv_heads = 0, head_dim = 0;
+};
+
+KvCache parse_cache(const Napi::Object& input, int64_t kv_heads, int64_t head_dim) {
+  KvCache c;
+  c.k = rows_arg(input.Get("cacheK"), "cacheK", DType::F32, {size_option(input, "maxLen"), kv_heads, head_dim},
+                 {"maxLen", "numKvHeads", "headDim"});
+  const std::vector<int64_t>& shape = c.k.tensor.shape();
+  c.batch = shape[0], c.max_len = shape[1], c.kv_heads = shape[2], c.head_dim = shape[3];
+  if (!attention_head_dim_supported(c.head_dim))
+    fail(ErrorCode::Shape, "headDim: expected 32, 64 or 128, got " + std::to_string(c.head_dim));
+  c.v = rows_arg(input.Get("cacheV"), "cacheV", DType::F32, {c.max_len, c.kv_heads, c.head_dim},
+                 {"maxLen", "numKvHeads", "headDim"});
+  require_length(c.v, "cacheV", c.k.tensor.numel(), "[B, Lmax, Hkv, D] like cacheK");
+  require_same_device(c.v, "cacheV", c.k.tensor.device());
+  c.seqlens = input_arg(input, "cacheSeqlens", DType::I32, c.batch, c.k.tensor.device(), "one length per sequence");
+  c.seqlens_host = host_int32(c.seqlens.tensor);
+  for (int64_t b = 0; b < c.batch; b++)
+    if (c.seqlens_host[b] < 0 || c.seqlens_host[b] > c.max_len)
+      fail(ErrorCode::Range, "cacheSeqlens: expected lengths in [0, " + std::to_string(c.max_len) + "] (maxLen), got " +
+                                 std::to_string(c.seqlens_host[b]) + " at index " + std::to_string(b));
+  return c;
+}
+
+struct KvCacheAppendCall : KernelCall {
+  KvCache cache;
+  TensorArg k, v, cu;
+  std::vector<int32_t> cu_host;
+  KvCacheAppendArgs args{};
+  void execute() override {
+    kv_cache_append(cache.k.tensor.device(), args);
+    // The CPU kernel grew the validated copy (JS cannot move the writes out of bounds); publish it.
+    if (cache.k.tensor.device().is_cpu())
+      std::memcpy(cache.seqlens.tensor.data(), cache.seqlens_host.data(), sizeof(int32_t) * cache.seqlens_host.size());
+  }
+  Napi::Value result(Napi::Env env) override { return output_value(env, cache.seqlens); }
+};
+
+// kvCacheAppend({cacheK, cacheV, cacheSeqlens, k, v, cuSeqlens, ...}): appends each sequence's new rows.
+std::unique_ptr<KernelCall> prepare_kv_cache_append(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject())
+    fail(ErrorCode::DType, "kvCacheAppend: expected an object {cacheK, cacheV, cacheSeqlens, k, v, cuSeqlens}, got " +
+                               describe(info[0]));
+  Napi::Object input = options_object(info[0], "kvCacheAppend", {"cacheK", "cacheV", "cacheSeqlens", "k", "v", "cuSeqlens",
+                                                                  "maxLen", "numKvHeads", "headDim"});
+  auto call = std::make_unique<KvCacheAppendCall>();
+  KvCache& c = call->cache;
+  c = parse_cache(input, size_option(input, "numKvHeads"), size_option(input, "headDim"));
+  const Device device = c.k.tensor.device();
+  call->k = rows_arg(input.Get("k"), "k", DType::F32, {c.kv_heads, c.head_dim}, {"numKvHeads", "headDim"});
+  require_same_device(call->k, "k", device);
+  call->v = rows_arg(input.Get("v"), "v", DType::F32, {c.kv_heads, c.head_dim}, {"numKvHeads", "headDim"});
+  require_length(call->v, "v", call->k.tensor.numel(), "[N, Hkv, D] like k");
+  require_same_device(call->v, "v", device);
+  call->cu = input_arg(input, "cuSeqlens", DType::I32, c.batch + 1, device, "B + 1 offsets, B from cacheK");
+  call->cu_host = checked_offsets(call->cu, "cuSeqlens", call->k.tensor.shape()[0], "N (the rows of k)");
+  for (int64_t b = 0; b < c.batch; b++) {
+    const int64_t grown = static_cast<int64_t>(c.seqlens_host[b]) + call->cu_host[b + 1] - call->cu_host[b];
+    if (grown > c.max_len)
+      fail(ErrorCode::Range, "k: sequence " + std::to_string(b) + " would hold " + std::to_string(grown) +
+                                 " tokens, more than maxLen = " + std::to_string(c.max_len) + " (cacheK's second dimension)");
+  }
+  // The cache is written in place: it must not overlap the new rows or the offsets, nor itself.
+  require_outputs_disjoint({{&c.k, "cacheK"}, {&c.v, "cacheV"}, {&c.seqlens, "cacheSeqlens"}},
+                           {{&call->k, "k"}, {&call->v, "v"}, {&call->cu, "cuSeqlens"}});
+  for (const TensorArg* arg : {&c.k, &c.v, &c.seqlens, &call->k, &call->v, &call->cu}) call->hold(*arg);
+  const bool cpu = device.is_cpu();
+  call->args = {c.k.tensor.data_as<float>(), c.v.tensor.data_as<float>(),
+                cpu ? c.seqlens_host.data() : c.seqlens.tensor.data_as<int32_t>(), call->k.tensor.data_as<const float>(),
+                call->v.tensor.data_as<const float>(), cpu ? call->cu_host.data() : call->cu.tensor.data_as<const int32_t>(),
+                c.batch, c.max_len, call->k.tensor.shape()[0], static_cast<int>(c.kv_heads), static_cast<int>(c.head_dim)};
+  return call;
+}
+
+struct AttentionDecodeCall : KernelCall {
+  KvCache cache;
+  TensorArg q, o, lse;
+  AttentionDecodeArgs args{};
+  void execute() override { attention_decode(q.tensor.device(), args); }
+  Napi::Value result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("o", output_value(env, o));
+    out.Set("lse", output_value(env, lse));
+    return out;
+  }
+};
+
+// attentionDecode({q [B, H, D], cacheK, cacheV, cacheSeqlens, scale?, out?}): one query per sequence
+// against its cached keys.
+std::unique_ptr<KernelCall> prepare_attention_decode(const Napi::CallbackInfo& info) {
+  if (!info[0].IsObject())
+    fail(ErrorCode::DType, "attentionDecode: expected an object {q, cacheK, cacheV, cacheSeqlens, ...}, got " +
+                               describe(info[0]));
+  Napi::Object input = options_object(info[0], "attentionDecode", {"q", "cacheK", "cacheV", "cacheSeqlens", "scale",
+                                                                    "maxLen", "numHeads", "numKvHeads", "headDim", "out"});
+  auto call = std::make_unique<AttentionDecodeCall>();
+  call->q = rows_arg(input.Get("q"), "q", DType::F32, {size_option(input, "numHeads"), size_option(input, "headDim")},
+                     {"numHeads", "headDim"});
+  const int64_t heads = call->q.tensor.shape()[1], d = call->q.tensor.shape()[2];
+  KvCache& c = call->cache;
+  c = parse_cache(input, size_option(input, "numKvHeads"), d);
+  const Device device = call->q.tensor.device();
+  require_same_device(c.k, "cacheK", device);
+  if (call->q.tensor.shape()[0] != c.batch)
+    fail(ErrorCode::Shape, "q: expected one query per cached sequence, " + std::to_string(c.batch) + " rows (cacheK's B), got " +
+                               std::to_string(call->q.tensor.shape()[0]));
+  if (heads % c.kv_heads != 0)
+    fail(ErrorCode::Shape, "numKvHeads: the " + std::to_string(heads) + " query heads of q must be a multiple of the " +
+                               std::to_string(c.kv_heads) + " kv heads of cacheK");
+  AttentionDecodeArgs& a = call->args;
+  a.scale = float_option(input, "scale", static_cast<float>(1.0 / std::sqrt(static_cast<double>(d))), 0.0, kFloatMax,
+                         false);
+  Napi::Object out = options_object(input.Get("out"), "out", {"o", "lse"});
+  const bool as_handle = call->q.from_handle;
+  call->o = shaped_like(info.Env(), out.Get("o"), "out.o", call->q, "q", as_handle);
+  call->lse = out.Get("lse").IsUndefined() ? new_output(info.Env(), {heads, c.batch}, DType::F32, device, as_handle)
+                                           : output_arg(info.Env(), out.Get("lse"), "out.lse", heads * c.batch, DType::F32,
+                                                        device, as_handle);
+  require_outputs_disjoint({{&call->o, "out.o"}, {&call->lse, "out.lse"}},
+                           {{&call->q, "q"}, {&c.k, "cacheK"}, {&c.v, "cacheV"}, {&c.seqlens, "cacheSeqlens"}});
+  for (const TensorArg* arg : {&call->q, &c.k, &c.v, &c.seqlens, &call->o, &call->lse}) call->hold(*arg);
+  a.q = call->q.tensor.data_as<const float>();
+  a.cache_k = c.k.tensor.data_as<const float>();
+  a.cache_v = c.v.tensor.data_as<const float>();
+  a.cache_seqlens = device.is_cpu() ? c.seqlens_host.data() : c.seqlens.tensor.data_as<const int32_t>();
+  a.batch = c.batch, a.max_len = c.max_len;
+  a.max_seqlen = 0;
+  for (int32_t len : c.seqlens_host) a.max_seqlen = std::max<int64_t>(a.max_seqlen, len);
+  a.heads = static_cast<int>(heads), a.kv_heads = static_cast<int>(c.kv_heads), a.head_dim = static_cast<int>(d);
+  a.o = call->o.tensor.data_as<float>();
+  a.lse = call->lse.tensor.data_as<float>();
+  return call;
+}
+
 }  // namespace
 
 void export_attention(Napi::Env env, Napi::Object exports) {
   export_kernel(env, exports, "attentionForward", prepare_attention_forward);
   export_kernel(env, exports, "attentionBackward", prepare_attention_backward);
   export_kernel(env, exports, "rope", prepare_rope);
+  export_kernel(env, exports, "kvCacheAppend", prepare_kv_cache_append);
+  export_kernel(env, exports, "attentionDecode", prepare_attention_decode);
 }
 
 }  // namespace talaria::addon

@@ -93,15 +93,17 @@ TALARIA_SIMD_INLINE V16 upper_half(const V16& x) {  // lane i gets lane i + Widt
                         (Width + 12) & 15, (Width + 13) & 15, (Width + 14) & 15, (Width + 15) & 15};
   return __builtin_shuffle(x, kIdx);
 }
-TALARIA_SIMD_INLINE float lanes_sum(V16 x) {
+TALARIA_SIMD_INLINE float lanes_sum(const V16& in) {
+  V16 x = in;
   x += upper_half<8>(x);
   x += upper_half<4>(x);
   x += upper_half<2>(x);
   x += upper_half<1>(x);
   return x[0];
 }
-TALARIA_SIMD_INLINE float lanes_max(V16 x) {
-  V16 y = upper_half<8>(x); x = x > y ? x : y;
+TALARIA_SIMD_INLINE float lanes_max(const V16& in) {
+  V16 x = in, y = upper_half<8>(x);
+  x = x > y ? x : y;
   y = upper_half<4>(x); x = x > y ? x : y;
   y = upper_half<2>(x); x = x > y ? x : y;
   y = upper_half<1>(x); x = x > y ? x : y;

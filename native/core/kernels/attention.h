@@ -37,7 +37,8 @@ struct AttentionForwardArgs {
   int64_t num_seqs;             // B
   int64_t total_q;              // Nq
   int64_t total_k;              // Nk
-  int64_t max_seqlen_q;         // longest q sequence (sizes the CUDA grid)
+  int64_t max_seqlen_q;         // longest q sequence (sizes the CUDA grids)
+  int64_t max_seqlen_k;         // longest k sequence
   int heads;                    // H
   int kv_heads;                 // Hkv, divides H
   int head_dim;                 // D: 32, 64 or 128
@@ -74,7 +75,41 @@ struct RopeArgs {
   bool inverse;               // true for the backward
 };
 
+// KV cache for decoding: cache_k and cache_v [B, Lmax, Hkv, D]; sequence b holds cache_seqlens[b] tokens
+// at rows [0, cache_seqlens[b]) of its [Lmax, Hkv, D] slab.
+// Append (prefill, or the decode step's new token): the new k and v [N, Hkv, D], packed by cu_seqlens
+// [B+1], go to rows [cache_seqlens[b], cache_seqlens[b] + len_b), and cache_seqlens[b] grows by len_b
+// (the addon has checked that it stays <= Lmax).
+struct KvCacheAppendArgs {
+  float* cache_k;
+  float* cache_v;
+  int32_t* cache_seqlens;     // [B], updated in place
+  const float* k;             // [N, Hkv, D]
+  const float* v;
+  const int32_t* cu_seqlens;  // [B+1]
+  int64_t batch, max_len, total;
+  int kv_heads, head_dim;
+};
+
+// Decode: one query per sequence, q [B, H, D], against its cached keys (the token's own k and v already
+// appended): o [B, H, D] and lse f32 [H, B], exactly attention over those keys (no mask needed: every
+// cached key precedes or is the query). A sequence with no cached key gets o = 0, lse = -inf.
+struct AttentionDecodeArgs {
+  const float* q;
+  const float* cache_k;
+  const float* cache_v;
+  const int32_t* cache_seqlens;  // [B]
+  int64_t batch, max_len;
+  int64_t max_seqlen;            // the longest cached sequence (sizes the CUDA split)
+  int heads, kv_heads, head_dim;
+  float scale;
+  float* o;
+  float* lse;
+};
+
 namespace cpu {
+void kv_cache_append(const KvCacheAppendArgs& args);
+void attention_decode(const AttentionDecodeArgs& args);
 void attention_forward(const AttentionForwardArgs& args);
 void attention_backward(const AttentionBackwardArgs& args);
 void rope(const RopeArgs& args);
@@ -85,6 +120,8 @@ namespace cuda {
 void attention_forward(int device, const AttentionForwardArgs& args);
 void attention_backward(int device, const AttentionBackwardArgs& args);
 void rope(int device, const RopeArgs& args);
+void kv_cache_append(int device, const KvCacheAppendArgs& args);
+void attention_decode(int device, const AttentionDecodeArgs& args);
 }  // namespace cuda
 #endif
 
@@ -95,5 +132,11 @@ inline void attention_backward(Device device, const AttentionBackwardArgs& args)
   TALARIA_DISPATCH(device, attention_backward, args);
 }
 inline void rope(Device device, const RopeArgs& args) { TALARIA_DISPATCH(device, rope, args); }
+inline void kv_cache_append(Device device, const KvCacheAppendArgs& args) {
+  TALARIA_DISPATCH(device, kv_cache_append, args);
+}
+inline void attention_decode(Device device, const AttentionDecodeArgs& args) {
+  TALARIA_DISPATCH(device, attention_decode, args);
+}
 
 }  // namespace talaria
