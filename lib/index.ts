@@ -24,9 +24,11 @@ export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput }
 export { sample, sampleAsync } from './ops/sampling.js';
 export type { SampleInput, SampleMode, SampleOutput } from './ops/sampling.js';
 export {
-  attentionBackward, attentionBackwardAsync, attentionForward, attentionForwardAsync, ropeBackward, ropeBackwardAsync,
-  ropeForward, ropeForwardAsync,
+  attentionBackward, attentionBackwardAsync, attentionDecode, attentionDecodeAsync, attentionForward,
+  attentionForwardAsync, kvCacheAppend, kvCacheAppendAsync, ropeBackward, ropeBackwardAsync, ropeForward,
+  ropeForwardAsync,
 } from './ops/attention.js';
 export type {
-  AttentionBackwardInput, AttentionBackwardOutput, AttentionForwardInput, AttentionForwardOutput, RopeInput,
+  AttentionBackwardInput, AttentionBackwardOutput, AttentionDecodeInput, AttentionForwardInput, AttentionForwardOutput,
+  KvCache, KvCacheAppendInput, RopeInput,
 } from './ops/attention.js';

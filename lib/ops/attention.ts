@@ -144,3 +144,71 @@ export function ropeBackward<T extends F32>(input: RopeInput<T>): T {
 export async function ropeBackwardAsync<T extends F32>(input: RopeInput<T>): Promise<T> {
   return wrapResult(await getAddon().ropeAsync(nativeArgs({ ...input, backward: true })));
 }
+
+export interface KvCache {
+  /** Cached keys f32 [B, Lmax, Hkv, D] (a typed array needs maxLen, numKvHeads and headDim). */
+  cacheK: F32;
+  /** Cached values, like cacheK. */
+  cacheV: F32;
+  /** i32[B]: how many rows of each sequence's slab are filled, each in [0, Lmax]. */
+  cacheSeqlens: I32;
+  maxLen?: number;
+  numKvHeads?: number;
+  headDim?: number;
+}
+
+export interface KvCacheAppendInput extends KvCache {
+  /** New keys f32 [N, Hkv, D], packed by cuSeqlens (a prefill's prompt, or one token per sequence). */
+  k: F32;
+  /** New values, like k. */
+  v: F32;
+  /** i32[B+1] packing of k and v; a sequence may add 0 rows. */
+  cuSeqlens: I32;
+}
+
+/**
+ * Appends each sequence's new k and v rows to its KV-cache slab in place, after the rows it holds, and
+ * grows cacheSeqlens in place. Throws ERR_TALARIA_RANGE (and writes nothing) if a sequence would exceed
+ * Lmax. Returns cacheSeqlens.
+ *
+ * @example
+ * const cacheK = new Float32Array(B * Lmax * Hkv * D), cacheV = new Float32Array(B * Lmax * Hkv * D);
+ * const cacheSeqlens = new Int32Array(B);
+ * kvCacheAppend({ cacheK, cacheV, cacheSeqlens, k, v, cuSeqlens, maxLen: Lmax, numKvHeads: Hkv, headDim: D });
+ */
+export function kvCacheAppend<T extends I32>(input: KvCacheAppendInput & { cacheSeqlens: T }): T {
+  return wrapResult(getAddon().kvCacheAppend(nativeArgs(input)));
+}
+
+/** Promise form of {@link kvCacheAppend}. */
+export async function kvCacheAppendAsync<T extends I32>(input: KvCacheAppendInput & { cacheSeqlens: T }): Promise<T> {
+  return wrapResult(await getAddon().kvCacheAppendAsync(nativeArgs(input)));
+}
+
+export interface AttentionDecodeInput<T extends F32> extends KvCache {
+  /** One query per sequence, f32 [B, H, D]; its own k and v must already be appended. */
+  q: T;
+  numHeads?: number;
+  /** Softmax scale, > 0. Default 1 / sqrt(D). */
+  scale?: number;
+  out?: { o?: T; lse?: T };
+}
+
+/**
+ * One decode step: each sequence's query attends to every cached key of its slab (they all precede it,
+ * so no mask). o f32 [B, H, D], lse f32 [H, B]; a sequence with an empty cache gets o = 0, lse = -inf. The
+ * CPU reads each cached row once for all query heads that share it; CUDA splits long contexts across
+ * blocks and merges their partial softmax states by lse (FlashDecoding).
+ *
+ * @example
+ * kvCacheAppend({ cacheK, cacheV, cacheSeqlens, k: kNew, v: vNew, cuSeqlens: oneEach, ...sizes });
+ * const { o } = attentionDecode({ q: qNew, cacheK, cacheV, cacheSeqlens, ...sizes });
+ */
+export function attentionDecode<T extends F32>(input: AttentionDecodeInput<T>): AttentionForwardOutput<T> {
+  return wrapResult(getAddon().attentionDecode(nativeArgs(input)));
+}
+
+/** Promise form of {@link attentionDecode}. */
+export async function attentionDecodeAsync<T extends F32>(input: AttentionDecodeInput<T>): Promise<AttentionForwardOutput<T>> {
+  return wrapResult(await getAddon().attentionDecodeAsync(nativeArgs(input)));
+}
