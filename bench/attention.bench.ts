@@ -12,10 +12,12 @@
 //   fwd+bwd counts 3.5x the forward (backward = 2.5x); the CPU backward does 7 matmuls where FlashAttention
 //   counts 5 (it recomputes S and dP in both its passes to need no atomics), so its counted GFLOP/s are
 //   5/7 of what its tiles run at.
+//   decode, B=8 sequences of 2048 cached tokens, H=32, Hkv=8, D=128: one query per sequence reads 128 MiB of
+//                                   K and V once (GB/s of cache read is the figure; ~3 ms at 45 GB/s).
 //   rope, N=8192 tokens, H=32, D=128: 128 MiB read and written in place, bandwidth-bound (~3 ms at 45 GB/s).
 // There is no TypeScript baseline: the float64 reference needs seconds per call at these sizes. The
 // anchor is PyTorch eager on this CPU (notes/anchors.md): 67 ms, 16 GFLOP/s, for the first case.
-import { attentionBackward, attentionForward, ropeForward } from '../lib/index.js';
+import { attentionBackward, attentionDecode, attentionForward, ropeForward } from '../lib/index.js';
 import { defineSuite, type BenchCase } from './harness.js';
 import { uniformCuSeqlens, uniformFloat32 } from './inputs.js';
 
@@ -59,7 +61,20 @@ function attentionCases(backends: string[]): BenchCase[] {
         attentionBackward({ ...input, dO, o: out.o, lse: out.lse, out: grads });
       },
     }];
-  }).flat()).concat(backends.filter((backend) => backend === 'cpu').map((backend): BenchCase => {
+  }).flat()).concat(backends.filter((backend) => backend === 'cpu').flatMap((backend): BenchCase[] => {
+    const B = 8, L = 2048, H = 32, Hkv = 8, D = 128;
+    const cache = {
+      cacheK: uniformFloat32(B * L * Hkv * D, 66, -2, 2), cacheV: uniformFloat32(B * L * Hkv * D, 67),
+      cacheSeqlens: new Int32Array(B).fill(L), maxLen: L, numKvHeads: Hkv, headDim: D,
+    };
+    const q = uniformFloat32(B * H * D, 68, -2, 2);
+    const out = { o: new Float32Array(B * H * D), lse: new Float32Array(H * B) };
+    return [{
+      name: `decode-B${B}-L${L}-H${H}-Hkv${Hkv}-D${D}`, backend, params: { B, L, H, Hkv, D },
+      bytes: 2 * B * L * Hkv * D * 4,   // every cached key and value once
+      run: () => void attentionDecode({ q, numHeads: H, ...cache, out }),
+    }];
+  })).concat(backends.filter((backend) => backend === 'cpu').map((backend): BenchCase => {
     const N = 8192, H = 32, D = 128;
     const x = uniformFloat32(N * H * D, 65), cuSeqlens = uniformCuSeqlens(4, N / 4);
     return {

@@ -14,26 +14,34 @@
 #include "../core/kernels/attention.h"
 #include "../core/simd.h"
 #include "../core/thread_pool.h"
+#include "attention_tiles.h"
 #include "vec_math.h"
 
 namespace talaria {
 namespace cpu {
 namespace {
+using namespace attention_tiles;
 
 constexpr int kMaxGroup = 64;  // query heads per kv head this task handles at once (chunks beyond)
 
-// Scores of `heads` query rows against `keys` cached rows (D floats, `stride` apart): s[h][j].
+// Cached rows are D floats every Hkv * D: short runs 4+ KiB apart that the hardware prefetcher follows
+// poorly, so each pass asks for the row kAhead keys ahead itself (a prefetch past the slab is harmless).
+constexpr int64_t kAhead = 16;
+TALARIA_SIMD_INLINE void prefetch_row(const float* row, int floats) {
+  for (int e = 0; e < floats; e += kLanes) __builtin_prefetch(row + e);
+}
+
+// Scores of `heads` query rows against `keys` cached rows (D floats, `stride` apart): s[h][j]. Each dot is
+// D / 16 vector FMAs and a fixed-order lane tree (attention_tiles.h): deterministic, and no scalar chain.
 TALARIA_SIMD_INLINE void score_rows(const float* q, int heads, const float* k, int64_t stride, int64_t keys, int d,
                                     float scale, float* s) {
   for (int64_t j = 0; j < keys; j++) {
     const float* kj = k + j * stride;
+    prefetch_row(kj + kAhead * stride, d);
     for (int h = 0; h < heads; h++) {
-      float acc[16] = {};  // 16 partial sums in a fixed order: vectorised, deterministic
-      for (int e = 0; e < d; e += 16)
-        for (int l = 0; l < 16; l++) acc[l] += q[h * d + e + l] * kj[e + l];
-      float dot = 0.0f;
-      for (int l = 0; l < 16; l++) dot += acc[l];
-      s[h * keys + j] = dot * scale;
+      V16 acc = {};
+      for (int e = 0; e < d; e += kLanes) acc += load(q + h * d + e) * load(kj + e);
+      s[h * keys + j] = lanes_sum(acc) * scale;
     }
   }
 }
@@ -42,15 +50,26 @@ TALARIA_SIMD_FUNCTION(void, decode_scores, score_rows,
                        float* s),
                       (q, heads, k, stride, keys, d, scale, s))
 
-// o[h] = sum_j p[h][j] v_j for `heads` rows.
+// o[h] = sum_j p[h][j] v_j for `heads` rows, 64 output dims at a time so the accumulators (4 vectors per
+// head, up to 4 heads: 16 registers) stay in registers over the whole pass over V.
 TALARIA_SIMD_INLINE void weigh_rows(const float* p, int heads, const float* v, int64_t stride, int64_t keys, int d,
                                     float* o) {
-  for (int h = 0; h < heads * d; h++) o[h] = 0.0f;
-  for (int64_t j = 0; j < keys; j++) {
-    const float* vj = v + j * stride;
-    for (int h = 0; h < heads; h++) {
-      const float w = p[h * keys + j];
-      for (int e = 0; e < d; e++) o[h * d + e] += w * vj[e];
+  constexpr int kHeads = 4, kVecs = 4;
+  for (int h0 = 0; h0 < heads; h0 += kHeads) {
+    const int hn = heads - h0 < kHeads ? heads - h0 : kHeads;
+    for (int e0 = 0; e0 < d; e0 += kVecs * kLanes) {
+      const int vecs = (d - e0) / kLanes < kVecs ? (d - e0) / kLanes : kVecs;
+      V16 acc[kHeads][kVecs] = {};
+      for (int64_t j = 0; j < keys; j++) {
+        const float* vj = v + j * stride + e0;
+        prefetch_row(vj + kAhead * stride, vecs * kLanes);
+        for (int h = 0; h < hn; h++) {
+          const V16 w = splat(p[(h0 + h) * keys + j]);
+          for (int c = 0; c < vecs; c++) acc[h][c] += w * load(vj + c * kLanes);
+        }
+      }
+      for (int h = 0; h < hn; h++)
+        for (int c = 0; c < vecs; c++) store(o + (h0 + h) * d + e0 + c * kLanes, acc[h][c]);
     }
   }
 }
