@@ -1,6 +1,6 @@
 // Attention kernels on every backend of this build: the CUDA (or emulated) forward against the CPU
 // forward over packed, GQA and cross-length causal problems; the backward likewise; RoPE on CUDA against
-// the CPU, in place included. The float64 oracle lives in
+// the CPU, in place included; KV-cache append and split-KV decode against the CPU. The float64 oracle lives in
 // test/reference/attention.ts; here the CPU kernel (checked against it by vitest) is the reference.
 //
 // Tolerances: both backends are f32 with different summation orders and exp implementations, so o
@@ -148,4 +148,40 @@ TEST(attention_backward_cuda_matches_cpu) {
   int bad = 0;
   for (int t = 0; t < 3; t++) bad += compare(names[t], grads[1][t], grads[0][t], true, 5e-5);
   CHECK(bad == 0);
+}
+
+TEST(kv_cache_append_and_split_decode_cuda_match_cpu) {
+  if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
+  Rng rng(604);
+  // 600 cached tokens: 3 splits of 256 keys on CUDA, merged by lse; sequence 1 keeps an empty cache.
+  const int64_t batch = 3, max_len = 600;
+  const int heads = 4, kv_heads = 2, d = 64;
+  const std::vector<int32_t> start = {5, 0, 0}, cu = {0, 595, 595, 612};
+  const std::vector<float> k = rng.normals(static_cast<size_t>(cu.back()) * kv_heads * d, 1.0f);
+  const std::vector<float> v = rng.normals(k.size(), 0.5f), q = rng.normals(static_cast<size_t>(batch) * heads * d, 1.0f);
+  const std::vector<float> initial = rng.normals(static_cast<size_t>(batch * max_len) * kv_heads * d, 1.0f);
+  std::vector<std::vector<float>> results[2];
+  for (int i = 0; i < 2; i++) {
+    const Device device = i == 0 ? Device::cpu() : Device::cuda(0);
+    Tensor ck = upload(initial, device), cv = upload(initial, device), lens = upload(start, device);
+    Tensor kt = upload(k, device), vt = upload(v, device), cut = upload(cu, device), qt = upload(q, device);
+    std::vector<int32_t> lens_host = start;
+    KvCacheAppendArgs ap{ck.data_as<float>(), cv.data_as<float>(), device.is_cpu() ? lens_host.data() : lens.data_as<int32_t>(),
+                         kt.data_as<const float>(), vt.data_as<const float>(),
+                         device.is_cpu() ? cu.data() : cut.data_as<const int32_t>(), batch, max_len, cu.back(), kv_heads, d};
+    kv_cache_append(device, ap);
+    Tensor o = Tensor::empty({batch * heads * d}, DType::F32, device), lse = Tensor::empty({heads * batch}, DType::F32, device);
+    AttentionDecodeArgs de{qt.data_as<const float>(), ck.data_as<const float>(), cv.data_as<const float>(),
+                           device.is_cpu() ? lens_host.data() : lens.data_as<const int32_t>(), batch, max_len, 600,
+                           heads, kv_heads, d, 0.125f, o.data_as<float>(), lse.data_as<float>()};
+    attention_decode(device, de);
+    const std::vector<int32_t> lens_after = device.is_cpu() ? lens_host : download<int32_t>(lens);
+    results[i] = {download<float>(o), download<float>(lse), download<float>(ck),
+                  std::vector<float>(lens_after.begin(), lens_after.end())};
+  }
+  CHECK(results[0][3] == std::vector<float>({600, 0, 17}));  // sequence 1 stays empty
+  CHECK(results[1][3] == results[0][3]);
+  CHECK(results[1][2] == results[0][2]);  // the same rows appended at the same places
+  CHECK(compare("o", results[1][0], results[0][0], false, 2e-5) == 0);
+  CHECK(compare("lse", results[1][1], results[0][1], true, 1e-5) == 0);
 }
