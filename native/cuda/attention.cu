@@ -31,14 +31,6 @@ constexpr int kBlockRows = kWarps * kRowsPerWarp;  // 16 queries per block
 constexpr int kTileKeys = kWarpSize;               // one key per lane
 constexpr int kThreads = kWarps * kWarpSize;
 
-__device__ __forceinline__ float warp_max(float x) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset));
-  return x;
-}
-__device__ __forceinline__ float warp_sum(float x) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(kFullMask, x, offset);
-  return x;
-}
 
 // Shared memory, in floats: q rows (scaled) [16][D], K tile [32][D + 1], V tile [32][D], P [4 warps][32].
 template <int D>
@@ -98,11 +90,11 @@ __global__ void __launch_bounds__(kThreads, 4) attention_forward_kernel(Attentio
       float s = 0.0f;
       for (int d = 0; d < D; d++) s = fmaf(q_s[row * D + d], k_s[lane * (D + 1) + d], s);
       s = row < rows && lane < keys && lane < limit ? s : -INFINITY;
-      const float m_new = fmaxf(m[r], warp_max(s));
+      const float m_new = fmaxf(m[r], warp_allreduce_max(s));
       // A row that has seen no allowed key yet keeps o = 0, l = 0 (and P = 0 here).
       const float p = m_new == -INFINITY ? 0.0f : expf(s - m_new);
       const float alpha = m_new == -INFINITY ? 1.0f : expf(m[r] - m_new);
-      l[r] = l[r] * alpha + warp_sum(p);
+      l[r] = l[r] * alpha + warp_allreduce_sum(p);
       m[r] = m_new;
       p_s[warp * kTileKeys + lane] = p;
       __syncwarp();

@@ -46,10 +46,6 @@ __global__ void __launch_bounds__(kThreads) grow_lengths_kernel(KvCacheAppendArg
   if (b < a.batch) a.cache_seqlens[b] += a.cu_seqlens[b + 1] - a.cu_seqlens[b];
 }
 
-__device__ __forceinline__ float warp_sum(float x) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(kFullMask, x, offset);
-  return x;
-}
 
 // Partial results of one (sequence, head, split): m, l, then D floats of unnormalised o.
 template <int D>
@@ -74,7 +70,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionDecodeA
     float dot = 0.0f;
 #pragma unroll
     for (int e = 0; e < kDims; e++) dot = fmaf(q[e], k[j * row + e * kWarpSize + lane], dot);
-    const float s = warp_sum(dot);
+    const float s = warp_allreduce_sum(dot);
     const float m_new = fmaxf(m, s), alpha = expf(m - m_new), p = expf(s - m_new);
     l = l * alpha + p;
 #pragma unroll
