@@ -1,23 +1,23 @@
-// Attention on CUDA: f32 FlashAttention-2 loops, without tensor cores yet. The forward keeps an online
-// softmax and saves only lse; the backward recomputes P from lse and runs without atomics (a dq kernel
-// over query blocks, a dk/dv kernel over key blocks), as the CPU backward does.
+// Attention on CUDA. The forward multiplies on tensor cores (mma.sync m16n8k16, bf16 operands, f32
+// accumulation, through ptx.cuh) with FlashAttention-2's online softmax, saving only lse. The backward is
+// f32 CUDA-core code that recomputes P from lse without atomics (a dq kernel over query blocks, a dk/dv
+// kernel over key blocks), as the CPU backward does.
 //
-// Forward layout: one block of 4 warps per (sequence, head, 16 queries); each warp owns 4 query rows.
-// The block stages 32 keys and values at a time in shared memory (K rows padded to D + 1 floats so the
-// 32 lanes reading 32 different rows of one column hit 32 banks). Per tile and row, lane j scores key j
-// (D FMAs against the row of q, a broadcast read), the warp reduces the tile's max and sum once, and
-// each lane updates its D / 32 output dims with the 32 probabilities (read back from shared memory).
-// Registers: 4 rows x D / 32 accumulators (16 at D = 128) plus m and l: no spills at 64 registers.
-//
-// Napkin math: per 32-key tile and row, 2 * 32 * D FLOP on (2 * 32 * D) * 4 bytes of shared memory that
-// 16 rows share: shared-memory bound at ~1 FLOP per shared byte, a few TFLOP/s on A100 (the tensor-core
-// m16n8k16 version is the next step, DESIGN.md). Global traffic: K and V are read once per 16 queries.
+// Forward napkin math (A100, D = 64): per 64 x 64 tile the block's 4 warps issue 4 * 64^3 FLOP of mma
+// on 16 KiB of bf16 K and V^T staged once per block of 64 queries: ~16 FLOP per shared byte, so the
+// tensor cores, not shared memory, bound it (the K/V staging is plain loads + converts: no cp.async or
+// ldmatrix yet, the next step). Backward napkin math: per 32-key tile and row, 4 * 32 * D FLOP on
+// CUDA cores over f32 shared-memory tiles, ~1 FLOP per shared byte: a few TFLOP/s.
+#include <cuda_bf16.h>
+
+#include <cstdint>
 #include <string>
 
 #include "../core/error.h"
 #include "../core/kernels/attention.h"
 #include "check.cuh"
 #include "launch.cuh"
+#include "ptx.cuh"
 #include "scratch.cuh"
 #include "warp.cuh"
 
@@ -26,112 +26,172 @@ namespace cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kRowsPerWarp = 4;
-constexpr int kBlockRows = kWarps * kRowsPerWarp;  // 16 queries per block
-constexpr int kTileKeys = kWarpSize;               // one key per lane
 constexpr int kThreads = kWarps * kWarpSize;
 
+// ---- forward on tensor cores ------------------------------------------------------------------------------
+// Block: 4 warps, 64 queries; warp w owns queries [16w, 16w + 16) as the A operand of mma.m16n8k16 (bf16,
+// f32 accumulate). Per 64-key tile: K [64][D] and V^T [D][64] as bf16 in shared memory; S = Q K^T is
+// 8 n-tiles of 8 keys (D / 16 k-steps each); the online softmax runs on the S fragments, whose C layout
+// (rows g and g + 8, columns 2t, 2t + 1 of each n-tile; g = lane / 4, t = lane % 4) is the A layout of
+// P for P V once packed to bf16 pairs, so P never leaves registers (FlashAttention-2's trick). Row max and
+// sum are reduced across the 4 lanes of a quad. Registers at D = 128: Q 32, S 32, O 64.
+constexpr int kMmaRows = 64;   // queries per block (16 per warp)
+constexpr int kMmaKeys = 64;   // keys per tile
 
-// Shared memory, in floats: q rows (scaled) [16][D], K tile [32][D + 1], V tile [32][D], P [4 warps][32].
+__device__ __forceinline__ uint16_t bf16_bits(float x) { return __bfloat16_as_ushort(__float2bfloat16_rn(x)); }
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  return static_cast<uint32_t>(bf16_bits(lo)) | (static_cast<uint32_t>(bf16_bits(hi)) << 16);
+}
+// The two consecutive bf16 at p (an even element index), as the 32-bit register mma takes.
+__device__ __forceinline__ uint32_t pair_at(const uint16_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 16);
+}
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(kFullMask, x, 1));
+  return fmaxf(x, __shfl_xor_sync(kFullMask, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(kFullMask, x, 1);
+  return x + __shfl_xor_sync(kFullMask, x, 2);
+}
+
 template <int D>
-constexpr int forward_smem_floats() { return kBlockRows * D + kTileKeys * (D + 1) + kTileKeys * D + kWarps * kTileKeys; }
+constexpr int mma_smem_bytes() { return 2 * kMmaKeys * D * static_cast<int>(sizeof(uint16_t)); }
 
+// 2 blocks of 128 threads per SM: up to 255 registers a thread (D = 128 holds ~140 live).
 template <int D>
-// 4 blocks of 128 threads per SM: up to 128 registers a thread (D = 128 needs ~127, none spilled).
-__global__ void __launch_bounds__(kThreads, 4) attention_forward_kernel(AttentionForwardArgs a, int64_t blocks_per_seq) {
-  constexpr int kDims = D / kWarpSize;  // output dims per lane
-  TALARIA_DYNAMIC_SHARED(float, smem);
-  float* q_s = smem;
-  float* k_s = q_s + kBlockRows * D;
-  float* v_s = k_s + kTileKeys * (D + 1);
-  float* p_s = v_s + kTileKeys * D;
-
-  const int64_t b = blockIdx.x / blocks_per_seq;
-  const int64_t q_begin = (blockIdx.x % blocks_per_seq) * kBlockRows;
+__global__ void __launch_bounds__(kThreads, 2) attention_forward_mma_kernel(AttentionForwardArgs a,
+                                                                              int64_t blocks_per_seq) {
+  constexpr int kSteps = D / 16, kOutTiles = D / 8, kKeyTiles = kMmaKeys / 8;
+  TALARIA_DYNAMIC_SHARED(uint16_t, smem);
+  uint16_t* k_s = smem;                  // [64 keys][D]
+  uint16_t* vt_s = smem + kMmaKeys * D;  // [D][64 keys]
+  const int64_t b = blockIdx.x / blocks_per_seq, q_begin = (blockIdx.x % blocks_per_seq) * kMmaRows;
   const int h = blockIdx.y, kvh = h / (a.heads / a.kv_heads);
   const int64_t q0 = a.cu_seqlens_q[b], lq = a.cu_seqlens_q[b + 1] - q0;
   const int64_t k0 = a.cu_seqlens_k[b], lk = a.cu_seqlens_k[b + 1] - k0;
-  if (q_begin >= lq) return;  // the whole block leaves together, before any barrier
-  const int rows = static_cast<int>(lq - q_begin < kBlockRows ? lq - q_begin : kBlockRows);
+  if (q_begin >= lq) return;
   const int64_t hd = static_cast<int64_t>(a.heads) * D, kvd = static_cast<int64_t>(a.kv_heads) * D;
-  const int lane = lane_id(), warp = warp_id();
-
-  for (int e = threadIdx.x; e < kBlockRows * D; e += kThreads) {
-    const int r = e / D;
-    q_s[e] = r < rows ? a.q[(q0 + q_begin + r) * hd + h * D + e % D] * a.scale : 0.0f;
+  const int lane = lane_id(), warp = warp_id(), g = lane / 4, t = lane % 4;
+  // This lane's two query rows (within the sequence) and whether they exist.
+  const int64_t row0 = q_begin + warp * 16 + g, row1 = row0 + 8;
+  uint32_t qa[kSteps][4];
+#pragma unroll
+  for (int kk = 0; kk < kSteps; kk++) {
+    auto q_at = [&](int64_t row, int col) { return row < lq ? a.q[(q0 + row) * hd + h * D + col] * a.scale : 0.0f; };
+    const int c = kk * 16 + 2 * t;
+    qa[kk][0] = pack_bf16(q_at(row0, c), q_at(row0, c + 1));
+    qa[kk][1] = pack_bf16(q_at(row1, c), q_at(row1, c + 1));
+    qa[kk][2] = pack_bf16(q_at(row0, c + 8), q_at(row0, c + 9));
+    qa[kk][3] = pack_bf16(q_at(row1, c + 8), q_at(row1, c + 9));
   }
-  // Keys any row of the block may see (bottom-right causal: query i sees j <= i + lk - lq).
-  int64_t key_end = a.causal ? q_begin + rows + (lk - lq) : lk;
+  int64_t key_end = a.causal ? q_begin + (lq - q_begin < kMmaRows ? lq - q_begin : kMmaRows) + (lk - lq) : lk;
   key_end = key_end < 0 ? 0 : key_end > lk ? lk : key_end;
-
-  // Every loop that indexes o, m or l is unrolled, so they stay in registers (no local-memory frame).
-  float o[kRowsPerWarp][kDims], m[kRowsPerWarp], l[kRowsPerWarp];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) {
-    m[r] = -INFINITY;
-    l[r] = 0.0f;
-#pragma unroll
-    for (int d = 0; d < kDims; d++) o[r][d] = 0.0f;
-  }
-  for (int64_t kb = 0; kb < key_end; kb += kTileKeys) {
-    const int keys = static_cast<int>(key_end - kb < kTileKeys ? key_end - kb : kTileKeys);
+  float o[kOutTiles][4] = {}, m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  for (int64_t kb = 0; kb < key_end; kb += kMmaKeys) {
+    const int keys = static_cast<int>(key_end - kb < kMmaKeys ? key_end - kb : kMmaKeys);
     __syncthreads();  // the previous tile is no longer read
-    for (int e = threadIdx.x; e < kTileKeys * D; e += kThreads) {
+    for (int e = threadIdx.x; e < kMmaKeys * D; e += kThreads) {
       const int j = e / D, d = e % D;
       const int64_t src = (k0 + kb + j) * kvd + kvh * D + d;
-      k_s[j * (D + 1) + d] = j < keys ? a.k[src] : 0.0f;
-      v_s[j * D + d] = j < keys ? a.v[src] : 0.0f;
+      k_s[j * D + d] = bf16_bits(j < keys ? a.k[src] : 0.0f);
+      vt_s[d * kMmaKeys + j] = bf16_bits(j < keys ? a.v[src] : 0.0f);
     }
     __syncthreads();
+    float s[kKeyTiles][4];
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; r++) {
-      const int row = warp * kRowsPerWarp + r;
-      const int64_t limit = a.causal ? q_begin + row + (lk - lq) + 1 - kb : keys;  // keys [0, limit) allowed
-      float s = 0.0f;
-      for (int d = 0; d < D; d++) s = fmaf(q_s[row * D + d], k_s[lane * (D + 1) + d], s);
-      s = row < rows && lane < keys && lane < limit ? s : -INFINITY;
-      const float m_new = fmaxf(m[r], warp_allreduce_max(s));
-      // A row that has seen no allowed key yet keeps o = 0, l = 0 (and P = 0 here).
-      const float p = m_new == -INFINITY ? 0.0f : expf(s - m_new);
-      const float alpha = m_new == -INFINITY ? 1.0f : expf(m[r] - m_new);
-      l[r] = l[r] * alpha + warp_allreduce_sum(p);
-      m[r] = m_new;
-      p_s[warp * kTileKeys + lane] = p;
-      __syncwarp();
+    for (int nt = 0; nt < kKeyTiles; nt++) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+      const uint16_t* key = k_s + (nt * 8 + g) * D + 2 * t;
 #pragma unroll
-      for (int d = 0; d < kDims; d++) {
-        float acc = o[r][d] * alpha;
-        for (int j = 0; j < keys; j++) acc = fmaf(p_s[warp * kTileKeys + j], v_s[j * D + d * kWarpSize + lane], acc);
-        o[r][d] = acc;
+      for (int kk = 0; kk < kSteps; kk++) {
+        const uint32_t kb_frag[2] = {pair_at(key + kk * 16), pair_at(key + kk * 16 + 8)};
+        mma_m16n8k16_bf16(s[nt], qa[kk], kb_frag, s[nt]);
       }
-      __syncwarp();  // p_s is rewritten by the next row
+    }
+    // Mask (keys past the tile, rows past the sequence, the causal limit) and the online softmax.
+    float alpha[2];
+#pragma unroll
+    for (int half = 0; half < 2; half++) {
+      const int64_t row = half == 0 ? row0 : row1;
+      const int64_t limit = row >= lq ? 0 : a.causal ? row + (lk - lq) + 1 - kb : keys;  // keys [0, limit)
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kKeyTiles; nt++)
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+          const int key = nt * 8 + 2 * t + c;
+          float& x = s[nt][2 * half + c];
+          x = key < keys && key < limit ? x : -INFINITY;
+          mx = fmaxf(mx, x);
+        }
+      const float m_new = fmaxf(m[half], quad_max(mx));
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kKeyTiles; nt++)
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+          float& x = s[nt][2 * half + c];
+          x = m_new == -INFINITY ? 0.0f : expf(x - m_new);
+          sum += x;
+        }
+      alpha[half] = m_new == -INFINITY ? 1.0f : expf(m[half] - m_new);
+      l[half] = l[half] * alpha[half] + quad_sum(sum);
+      m[half] = m_new;
+    }
+#pragma unroll
+    for (int nt = 0; nt < kOutTiles; nt++) {
+      o[nt][0] *= alpha[0], o[nt][1] *= alpha[0];
+      o[nt][2] *= alpha[1], o[nt][3] *= alpha[1];
+    }
+    // O += P V: P's k-step kk is S n-tiles 2kk and 2kk + 1.
+#pragma unroll
+    for (int kk = 0; kk < kKeyTiles / 2; kk++) {
+      const uint32_t pa[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]), pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                              pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int nt = 0; nt < kOutTiles; nt++) {
+        const uint16_t* vrow = vt_s + (nt * 8 + g) * kMmaKeys + kk * 16 + 2 * t;
+        const uint32_t vb[2] = {pair_at(vrow), pair_at(vrow + 8)};
+        mma_m16n8k16_bf16(o[nt], pa, vb, o[nt]);
+      }
     }
   }
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) {
-    const int row = warp * kRowsPerWarp + r;
-    if (row >= rows) continue;
-    const int64_t t = q0 + q_begin + row;
-    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+  for (int half = 0; half < 2; half++) {
+    const int64_t row = half == 0 ? row0 : row1;
+    if (row >= lq) continue;
+    const int64_t tok = q0 + row;
+    const float inv = l[half] > 0.0f ? 1.0f / l[half] : 0.0f;
 #pragma unroll
-    for (int d = 0; d < kDims; d++) a.o[t * hd + h * D + d * kWarpSize + lane] = o[r][d] * inv;
-    if (lane == 0) a.lse[h * a.total_q + t] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+    for (int nt = 0; nt < kOutTiles; nt++) {
+      a.o[tok * hd + h * D + nt * 8 + 2 * t] = o[nt][2 * half] * inv;
+      a.o[tok * hd + h * D + nt * 8 + 2 * t + 1] = o[nt][2 * half + 1] * inv;
+    }
+    if (t == 0) a.lse[h * a.total_q + tok] = l[half] > 0.0f ? m[half] + logf(l[half]) : -INFINITY;
   }
 }
 
 template <int D>
 void launch_forward(const AttentionForwardArgs& a) {
-  const int64_t blocks_per_seq = ceil_div(a.max_seqlen_q, kBlockRows);
-  const size_t smem = sizeof(float) * forward_smem_floats<D>();
-  TALARIA_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(smem)));
+  const int64_t blocks_per_seq = ceil_div(a.max_seqlen_q, kMmaRows);
+  const size_t smem = mma_smem_bytes<D>();
+  TALARIA_CUDA_CHECK(cudaFuncSetAttribute(attention_forward_mma_kernel<D>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>(a.num_seqs * blocks_per_seq), static_cast<unsigned>(a.heads));
-  TALARIA_LAUNCH(grid, kThreads, smem, 0, attention_forward_kernel<D>)(a, blocks_per_seq);
+  TALARIA_LAUNCH(grid, kThreads, smem, 0, attention_forward_mma_kernel<D>)(a, blocks_per_seq);
   TALARIA_CUDA_CHECK_LAUNCH();
 }
 
-
 // ---- backward ---------------------------------------------------------------------------------------------
+// Blocks of 4 warps and 16 rows (4 per warp), 32-key (or 32-query) tiles in shared memory, padded to
+// D + 1 floats so the 32 lanes reading 32 different rows of one column hit 32 banks; lane j owns key
+// (or query) j of the tile for the scores, and D / 32 output dims for the accumulations.
+constexpr int kRowsPerWarp = 4;
+constexpr int kBlockRows = kWarps * kRowsPerWarp;  // 16 rows per block
+constexpr int kTileKeys = kWarpSize;               // one key (or query) per lane
+
 // delta_i = dO_i . o_i: one thread per (token, head).
 __global__ void __launch_bounds__(kThreads) attention_delta_kernel(AttentionBackwardArgs b, float* delta) {
   const AttentionForwardArgs& a = b.fwd;

@@ -3,8 +3,11 @@
 // the CPU, in place included; KV-cache append and split-KV decode against the CPU. The float64 oracle lives in
 // test/reference/attention.ts; here the CPU kernel (checked against it by vitest) is the reference.
 //
-// Tolerances: both backends are f32 with different summation orders and exp implementations, so o
-// agrees within 2e-5 absolute (a convex combination of v in [-1, 1)) and lse within 1e-5 relative.
+// Tolerances: the CUDA forward multiplies on bf16 tensor cores (q * scale, k, P and v rounded to bf16,
+// 2^-9 relative each; f32 accumulation). A score moves by at most 2^-8 * scale * sum_d |q_d k_d|, a few
+// hundredths here, so o (a convex combination of v ~ N(0, 0.5^2)) agrees with the f32 CPU within 2e-2
+// absolute and lse within 1e-2 relative. The rest is f32 on both sides: 2e-5 absolute for o-like values
+// and 5e-5 relative for gradients.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +22,8 @@ using namespace talaria;
 using namespace talaria::testing;
 
 namespace {
+
+constexpr double kBf16Output = 2e-2, kBf16Lse = 1e-2;
 
 struct Problem {
   std::vector<int32_t> cu_q, cu_k;
@@ -93,7 +98,7 @@ TEST(attention_forward_cuda_matches_cpu) {
   for (const Case& c : cases) {
     const Problem p = make_problem(rng, c.lq, c.lk, c.h, c.hkv, c.d, c.causal);
     const Outputs cpu = run_forward(p, Device::cpu()), gpu = run_forward(p, Device::cuda(0));
-    const int bad = compare("o", gpu.o, cpu.o, false, 2e-5) + compare("lse", gpu.lse, cpu.lse, true, 1e-5);
+    const int bad = compare("o", gpu.o, cpu.o, false, kBf16Output) + compare("lse", gpu.lse, cpu.lse, true, kBf16Lse);
     if (bad > 0) std::printf("  (H = %d, Hkv = %d, D = %d, causal %d)\n", c.h, c.hkv, c.d, c.causal);
     CHECK(bad == 0);
   }
