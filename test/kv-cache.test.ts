@@ -121,6 +121,10 @@ describe('KV cache rejects bad input', () => {
     { what: 'H not a multiple of Hkv', patch: { q: new Float32Array(B * 3 * D), numHeads: 3, numKvHeads: 2,
       cacheK: new Float32Array(B * Lmax * 2 * D), cacheV: new Float32Array(B * Lmax * 2 * D) }, code: 'ERR_TALARIA_SHAPE', arg: 'numKvHeads' },
     { what: 'an unknown option', patch: { cuSeqlens: new Int32Array(3) }, code: 'ERR_TALARIA_RANGE', arg: 'cuSeqlens' },
+    { what: 'scale = 0', patch: { scale: 0 }, code: 'ERR_TALARIA_RANGE', arg: 'scale' },
+    { what: 'an unsupported head dim', patch: { q: new Float32Array(B * H * 48), headDim: 48, cacheK: new Float32Array(B * Lmax * 48),
+      cacheV: new Float32Array(B * Lmax * 48) }, code: 'ERR_TALARIA_SHAPE', arg: 'headDim' },
+    { what: 'out.o too short', patch: { out: { o: new Float32Array(3) } }, code: 'ERR_TALARIA_SHAPE', arg: 'out.o' },
   ] as const)('attentionDecode: $what', ({ patch, code, arg }) => {
     expectThrows(() => attentionDecode({ q, numHeads: H, ...cache(), ...patch } as never), code, arg);
   });
