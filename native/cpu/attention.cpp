@@ -130,10 +130,17 @@ TALARIA_SIMD_INLINE void forward_item(const AttentionForwardArgs& a, const Trans
   for (int64_t kb = 0; kb < it.key_end; kb += kBlockK) {
     const int keys = static_cast<int>(std::min<int64_t>(kBlockK, it.key_end - kb));
     const float* kblock = kt.block(it.seq, kvh, kb);
-    for (int r0 = 0; r0 < padded; r0 += kRows) mm_a_bt<D>(t.q, D, kblock, t.s, r0);
-    for (int r = 0; r < padded; r++)
-      softmax_row(t, r, static_cast<int>(causal_limit(a.causal, it.q_begin + r, kb, lq, lk, keys)));
-    mm_p_b_rows<D>(t.o, D, t.alpha, t.s, a.v + (k0 + kb) * kvd + kvh * D, kvd, keys, padded);
+    // A row group scores and sums only the keys its last row may see: on a causal diagonal tile the
+    // rest is masked (softmax_row writes -inf there, and P = 0 adds nothing to O).
+    const float* vblock = a.v + (k0 + kb) * kvd + kvh * D;
+    constexpr int W = D < 64 ? D : 64;
+    for (int r0 = 0; r0 < padded; r0 += kRows) {
+      const int seen = static_cast<int>(causal_limit(a.causal, it.q_begin + r0 + kRows - 1, kb, lq, lk, keys));
+      mm_a_bt_prefix<D>(t.q, D, kblock, t.s, r0, seen);
+      for (int r = r0; r < r0 + kRows; r++)
+        softmax_row(t, r, static_cast<int>(causal_limit(a.causal, it.q_begin + r, kb, lq, lk, keys)));
+      for (int c0 = 0; c0 < D; c0 += W) mm_p_b<W>(t.o, D, t.alpha, t.s, vblock, kvd, seen, r0, c0);
+    }
   }
 
   for (int r = 0; r < rows; r++) {

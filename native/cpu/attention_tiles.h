@@ -36,20 +36,34 @@ TALARIA_SIMD_INLINE V16 load(const float* p) { V16 v; std::memcpy(&v, p, sizeof 
 TALARIA_SIMD_INLINE void store(float* p, const V16& v) { std::memcpy(p, &v, sizeof v); }
 TALARIA_SIMD_INLINE V16 splat(float x) { return V16{} + x; }
 
-// C[r][0..64) = sum_d A[r][d] Bt[d][0..64) for rows r0..r0+3; A rows a_stride apart, Bt and C rows 64.
-template <int D>
+// C[r][0..16 * Vecs) = sum_d A[r][d] Bt[d][..] for rows r0..r0+3; A rows a_stride apart, Bt and C rows 64.
+template <int D, int Vecs = kColVecs>
 TALARIA_SIMD_INLINE void mm_a_bt(const float* a, int64_t a_stride, const float* bt, float* c, int r0) {
-  V16 acc[kRows][kColVecs] = {};
+  V16 acc[kRows][Vecs] = {};
   for (int d = 0; d < D; d++) {
-    V16 b[kColVecs];
-    for (int v = 0; v < kColVecs; v++) b[v] = load(bt + d * kBlockK + v * kLanes);
+    V16 b[Vecs];
+    for (int v = 0; v < Vecs; v++) b[v] = load(bt + d * kBlockK + v * kLanes);
     for (int r = 0; r < kRows; r++) {
       const V16 x = splat(a[(r0 + r) * a_stride + d]);
-      for (int v = 0; v < kColVecs; v++) acc[r][v] += x * b[v];
+      for (int v = 0; v < Vecs; v++) acc[r][v] += x * b[v];
     }
   }
   for (int r = 0; r < kRows; r++)
-    for (int v = 0; v < kColVecs; v++) store(c + (r0 + r) * kBlockK + v * kLanes, acc[r][v]);
+    for (int v = 0; v < Vecs; v++) store(c + (r0 + r) * kBlockK + v * kLanes, acc[r][v]);
+}
+
+// mm_a_bt over only the first `columns` of C (rounded up to whole vectors): a causal diagonal tile's
+// row group needs no score past its last row's limit.
+template <int D>
+TALARIA_SIMD_INLINE void mm_a_bt_prefix(const float* a, int64_t a_stride, const float* bt, float* c, int r0,
+                                        int columns) {
+  switch ((columns + kLanes - 1) / kLanes) {
+    case 0: return;
+    case 1: return mm_a_bt<D, 1>(a, a_stride, bt, c, r0);
+    case 2: return mm_a_bt<D, 2>(a, a_stride, bt, c, r0);
+    case 3: return mm_a_bt<D, 3>(a, a_stride, bt, c, r0);
+    default: return mm_a_bt<D, 4>(a, a_stride, bt, c, r0);
+  }
 }
 
 // C[r][c0..c0+W) = C * row_scale[r] (when row_scale is set) + sum_{j<n} P[r][j] B[j][c0..c0+W) for rows
