@@ -55,11 +55,12 @@ export interface CaseResult {
 }
 
 /**
- * Measured peaks of this machine, per backend, that rooflineFraction is taken against. Only the
- * bandwidth roof exists so far; compute-bound cases will need a measured GEMM/FMA peak here.
+ * Measured peaks of this machine, per backend, that rooflineFraction is taken against: a case that
+ * counts FLOPs is a fraction of the FMA peak (compute roof), any other of the STREAM bandwidth.
  */
 export interface Roofline {
-  gbps: Map<string, number>;   // STREAM-triad bandwidth
+  gbps: Map<string, number>;     // STREAM-triad bandwidth
+  gflops: Map<string, number>;   // FMA-throughput peak
 }
 
 export function defineSuite(suite: Suite): Suite {
@@ -119,7 +120,8 @@ export function runSuites(suites: Suite[], backends: string[], options: BenchOpt
         baseline = { name: c.baseline.name, ms: baselineMs.get(c.baseline)! };
       }
       const gbps = c.bytes === undefined ? null : c.bytes / ms / 1e6;
-      const peak = roofline.gbps.get(c.backend);
+      const gflops = c.flops === undefined ? null : c.flops / ms / 1e6;
+      const peakGbps = roofline.gbps.get(c.backend), peakGflops = roofline.gflops.get(c.backend);
       results.push({
         suite: suite.name,
         case: c.name,
@@ -127,8 +129,9 @@ export function runSuites(suites: Suite[], backends: string[], options: BenchOpt
         params: c.params,
         ms,
         gbps,
-        gflops: c.flops === undefined ? null : c.flops / ms / 1e6,
-        rooflineFraction: gbps !== null && peak !== undefined ? gbps / peak : null,
+        gflops,
+        rooflineFraction: gflops !== null && peakGflops !== undefined ? gflops / peakGflops
+          : gbps !== null && peakGbps !== undefined ? gbps / peakGbps : null,
         baseline,
       });
     }
@@ -154,13 +157,14 @@ function medianMs(name: string, fn: () => void, quick: boolean): number {
 
 /** The aligned table, then each suite's footer lines. */
 export function formatReport(results: CaseResult[], suites: Suite[]): string {
-  const header = ['suite', 'case', 'backend', 'ms', 'GB/s', '% roofline', 'baseline ms', 'speedup'];
+  const header = ['suite', 'case', 'backend', 'ms', 'GB/s', 'GFLOP/s', '% roofline', 'baseline ms', 'speedup'];
   const rows = results.map((r) => [
     r.suite,
     r.case,
     r.backend,
     formatFigure(r.ms),
     formatFigure(r.gbps),
+    formatFigure(r.gflops),
     r.rooflineFraction === null ? '-' : `${(r.rooflineFraction * 100).toFixed(0)}%`,
     formatFigure(r.baseline?.ms ?? null),
     r.baseline ? `${formatFigure(r.baseline.ms / r.ms)}×` : '-',

@@ -8,7 +8,7 @@ import { info } from '../lib/index.js';
 import {
   formatReport, matchesFilter, parseBenchOptions, runSuites, selectBackends, writeJsonReport, USAGE, type BenchOptions,
 } from './harness.js';
-import { measureStreamTriad } from './roofline.js';
+import { measureFmaPeak, measureStreamTriad } from './roofline.js';
 import gaeSuite from './gae.bench.js';
 import whitenSuite from './whiten.bench.js';
 import rlLossSuite from './rl_loss.bench.js';
@@ -16,8 +16,9 @@ import rewardsSuite from './rewards.bench.js';
 import preferenceSuite from './preference.bench.js';
 import samplingSuite from './sampling.bench.js';
 import logitsSuite from './logits.bench.js';
+import attentionSuite from './attention.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite, attentionSuite];
 
 function main(): number {
   const machine = info();
@@ -38,9 +39,16 @@ function main(): number {
     console.error(`timing roofline/stream-triad [${backend}]`);
     return measureStreamTriad(backend, options.quick);
   });
-  const roofline = { gbps: new Map(triads.map((t) => [t.backend, t.gbps!])) };
+  const peaks = backends.map((backend) => {
+    console.error(`timing roofline/fma-peak [${backend}]`);
+    return measureFmaPeak(backend, options.quick);
+  });
+  const roofline = {
+    gbps: new Map(triads.map((t) => [t.backend, t.gbps!])),
+    gflops: new Map(peaks.map((p) => [p.backend, p.gflops!])),
+  };
   const results = [
-    ...triads.filter((t) => matchesFilter(options.filter, t.suite, t.case)),
+    ...[...triads, ...peaks].filter((t) => matchesFilter(options.filter, t.suite, t.case)),
     ...runSuites(SUITES, backends, options, roofline),
   ];
   if (results.length === 0) {
@@ -51,7 +59,8 @@ function main(): number {
   console.log(`talaria ${machine.version}, simd ${machine.simd}, ${machine.threads} threads, node ${process.version}, ` +
     `load average ${loadAverage.toFixed(1)} at start${options.quick ? ' (--quick: rough figures)' : ''}`);
   if (loadAverage > 1) console.log('warning: the machine was busy when the bench started; its figures are noisy');
-  console.log(`roofline: ${triads.map((t) => `${t.backend} STREAM triad ${t.gbps!.toFixed(1)} GB/s`).join(', ')}`);
+  console.log(`roofline: ${triads.map((t, i) => `${t.backend} STREAM triad ${t.gbps!.toFixed(1)} GB/s, ` +
+    `FMA peak ${peaks[i].gflops!.toFixed(0)} GFLOP/s`).join('; ')}`);
   console.log('');
   console.log(formatReport(results, SUITES));
   if (options.json) {

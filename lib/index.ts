@@ -5,7 +5,7 @@ export { Tensor } from './tensor.js';
 export type { SupportedTypedArray } from './tensor.js';
 export { gae, gaeAsync, whiten, whitenAsync } from './ops/rl.js';
 export type { F32, GaeInput, GaeOutput, I32, U8, WhitenOptions } from './ops/rl.js';
-export { streamTriad, streamTriadAsync } from './ops/roofline.js';
+export { fmaPeak, streamTriad, streamTriadAsync } from './ops/roofline.js';
 export { pack, packedLayout, unpack } from './ops/packing.js';
 export type { PackedLayout } from './ops/packing.js';
 export { ppoLoss, ppoLossAsync, valueLoss, valueLossAsync } from './ops/rl-loss.js';
@@ -31,3 +31,12 @@ export type {
   CrossEntropyInput, CrossEntropyOutput, KlDivergenceBackwardInput, KlDivergenceInput, KlDivergenceOutput, LogitsGradient,
   LogprobEntropyBackwardInput, LogprobEntropyInput, LogprobEntropyOutput,
 } from './ops/logits.js';
+export {
+  attentionBackward, attentionBackwardAsync, attentionDecode, attentionDecodeAsync, attentionForward,
+  attentionForwardAsync, kvCacheAppend, kvCacheAppendAsync, ropeBackward, ropeBackwardAsync, ropeForward,
+  ropeForwardAsync,
+} from './ops/attention.js';
+export type {
+  AttentionBackwardInput, AttentionBackwardOutput, AttentionDecodeInput, AttentionForwardInput, AttentionForwardOutput,
+  KvCache, KvCacheAppendInput, RopeInput,
+} from './ops/attention.js';

@@ -120,6 +120,18 @@ export interface NativeAddon {
   klDivergenceBackwardAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
+  fmaPeak: NativeKernel;
+  fmaPeakAsync: NativeAsyncKernel;
+  attentionForward: NativeKernel;
+  attentionForwardAsync: NativeAsyncKernel;
+  attentionBackward: NativeKernel;
+  attentionBackwardAsync: NativeAsyncKernel;
+  rope: NativeKernel;
+  ropeAsync: NativeAsyncKernel;
+  kvCacheAppend: NativeKernel;
+  kvCacheAppendAsync: NativeAsyncKernel;
+  attentionDecode: NativeKernel;
+  attentionDecodeAsync: NativeAsyncKernel;
 }
 
 // lib/native.ts and dist/index.{js,cjs} both sit one folder below the package root.

@@ -19,3 +19,18 @@ export async function streamTriadAsync<T extends Float32Array | Tensor>(a: T, b:
   await getAddon().streamTriadAsync(nativeArgs(a), nativeArgs(b), nativeArgs(c), scalar);
   return a;
 }
+
+/**
+ * The FMA-throughput probe: every element of `out` is one worker (a CPU task, or a CUDA thread) running
+ * independent chains of f32 fused multiply-adds in registers for `iterations` steps; the element receives
+ * its chains' sum. Returns the FLOPs performed (2 per FMA lane), to divide by the elapsed time.
+ *
+ * @example
+ * const out = new Float32Array(info().threads);
+ * const start = performance.now();
+ * const flops = fmaPeak(out, 1 << 22);
+ * console.log(flops / (performance.now() - start) / 1e6, 'GFLOP/s');
+ */
+export function fmaPeak(out: Float32Array | Tensor, iterations: number): number {
+  return getAddon().fmaPeak(nativeArgs(out), iterations) as number;
+}

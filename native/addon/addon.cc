@@ -4,6 +4,7 @@
 #include "../core/device.h"
 #include "../core/simd.h"
 #include "../core/thread_pool.h"
+#include "addon_attention.h"
 #include "addon_data.h"
 #include "addon_logits.h"
 #include "addon_preference.h"
@@ -73,6 +74,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   export_sampling(env, exports);
   export_logits(env, exports);
   export_roofline(env, exports);
+  export_attention(env, exports);
   return exports;
 }
 

@@ -38,8 +38,30 @@ std::unique_ptr<KernelCall> prepare_triad(const Napi::CallbackInfo& info) {
   return call;
 }
 
+struct FmaPeakCall : KernelCall {
+  TensorArg out;
+  FmaPeakArgs args{};
+  void execute() override { fma_peak(out.tensor.device(), args); }
+  Napi::Value result(Napi::Env env) override { return Napi::Number::New(env, args.flops); }
+};
+
+// fmaPeak(out, iterations): every element of `out` is one worker's chain sum; returns the FLOPs done.
+std::unique_ptr<KernelCall> prepare_fma_peak(const Napi::CallbackInfo& info) {
+  auto call = std::make_unique<FmaPeakCall>();
+  call->out = tensor_arg(info[0], "out", DType::F32);
+  Napi::Object options = Napi::Object::New(info.Env());
+  options.Set("iterations", info[1]);
+  const double iterations = integer_option(options, "iterations", -1, 1, kMaxSafeInteger, "an integer in [1, 2^53)");
+  call->hold(call->out);
+  call->args = {call->out.tensor.data_as<float>(), call->out.tensor.numel(), static_cast<int64_t>(iterations), 1.0f, 0.0};
+  return call;
+}
+
 }  // namespace
 
-void export_roofline(Napi::Env env, Napi::Object exports) { export_kernel(env, exports, "streamTriad", prepare_triad); }
+void export_roofline(Napi::Env env, Napi::Object exports) {
+  export_kernel(env, exports, "streamTriad", prepare_triad);
+  export_kernel(env, exports, "fmaPeak", prepare_fma_peak);
+}
 
 }  // namespace talaria::addon

@@ -11,19 +11,6 @@
 namespace talaria::addon {
 namespace {
 
-constexpr double kMaxInt32 = 2147483647.0;
-
-// A required or optional integer option in [lo, hi]; `fallback` when absent (required: fallback < 0).
-double integer_option(const Napi::Object& input, const char* key, double fallback, double lo, double hi,
-                      const char* what) {
-  if (fallback < 0 && input.Get(key).IsUndefined())
-    fail(ErrorCode::DType, std::string(key) + ": expected " + what + ", got undefined");
-  const double x = number_option(input, key, fallback, lo, hi);
-  if (std::floor(x) != x)
-    fail(ErrorCode::Range, std::string(key) + ": expected " + what + ", got " + input.Get(key).ToString().Utf8Value());
-  return x;
-}
-
 struct SampleCall : KernelCall {
   TensorArg logits, tokens, logp, logp_plain;
   std::optional<TensorArg> temperatures, history, history_offsets;

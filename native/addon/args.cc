@@ -31,10 +31,11 @@ static std::string expected_kind(DType dtype) {
   return std::string("a ") + typed_array_name(dtype) + " or a Tensor of dtype " + dtype_name(dtype);
 }
 
-// A typed array or a Tensor of `rank` dimensions. A typed array has no shape: it is viewed as 1-D, or as
-// [length / cols, cols] when rank is 2.
-static TensorArg ranked_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype, int64_t rank,
-                                   int64_t cols) {
+// A typed array or a Tensor of 1 + inner.size() dimensions. A typed array has no shape: it is viewed as
+// 1-D when `inner` is empty, else as [length / prod(inner), inner...] (every inner size > 0).
+static TensorArg ranked_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype,
+                                   const std::vector<int64_t>& inner) {
+  const int64_t rank = 1 + static_cast<int64_t>(inner.size());
   TensorArg arg;
   if (AddonTensor* handle = AddonTensor::unwrap(value)) {
     const Tensor& tensor = handle->tensor(name);
@@ -56,10 +57,13 @@ static TensorArg ranked_tensor_arg(const Napi::Value& value, const std::string& 
   auto array = value.As<Napi::TypedArray>();
   uint8_t* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   const int64_t length = static_cast<int64_t>(array.ElementLength());
-  if (rank == 2 && length % cols != 0)
-    fail(ErrorCode::Shape, name + ": expected rows of " + std::to_string(cols) + " elements, got a length of " +
-                               std::to_string(length) + ", which is not a multiple of " + std::to_string(cols));
-  const std::vector<int64_t> shape = rank == 2 ? std::vector<int64_t>{length / cols, cols} : std::vector<int64_t>{length};
+  int64_t row = 1;
+  for (int64_t size : inner) row *= size;
+  if (length % row != 0)
+    fail(ErrorCode::Shape, name + ": expected rows of " + std::to_string(row) + " elements, got a length of " +
+                               std::to_string(length) + ", which is not a multiple of " + std::to_string(row));
+  std::vector<int64_t> shape{length / row};
+  shape.insert(shape.end(), inner.begin(), inner.end());
   arg.tensor = Tensor::borrow(data, shape, dtype, Device::cpu());
   arg.js = persistent(value);
   arg.keep_alive.push_back(value);
@@ -67,23 +71,32 @@ static TensorArg ranked_tensor_arg(const Napi::Value& value, const std::string& 
 }
 
 TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dtype) {
-  return ranked_tensor_arg(value, name, dtype, 1, 0);
+  return ranked_tensor_arg(value, name, dtype, {});
+}
+
+TensorArg rows_arg(const Napi::Value& value, const std::string& name, DType dtype, const std::vector<int64_t>& inner,
+                   const std::vector<std::string>& inner_names) {
+  const bool is_handle = AddonTensor::unwrap(value) != nullptr;
+  const std::string rank = std::to_string(1 + inner.size()) + "-D Tensor";
+  for (size_t i = 0; i < inner.size(); i++) {
+    if (!is_handle && inner[i] < 0)
+      fail(ErrorCode::Shape, name + ": a typed array has no shape; pass " + inner_names[i] + " or a " + rank);
+    if (inner[i] == 0) fail(ErrorCode::Shape, inner_names[i] + ": expected at least 1, got 0");
+  }
+  TensorArg arg = ranked_tensor_arg(value, name, dtype, inner);
+  for (size_t i = 0; i < inner.size(); i++) {
+    const int64_t got = arg.tensor.shape()[i + 1];
+    if (got == 0 || (inner[i] > 0 && got != inner[i]))
+      fail(ErrorCode::Shape, name + ": expected " + (inner[i] > 0 ? std::to_string(inner[i]) : "at least 1") + " (" +
+                                 inner_names[i] + ") in dimension " + std::to_string(i + 1) + ", got shape " +
+                                 arg.tensor.shape_string());
+  }
+  return arg;
 }
 
 TensorArg matrix_arg(const Napi::Value& value, const std::string& name, DType dtype, int64_t cols,
                      const std::string& cols_name) {
-  const bool is_handle = AddonTensor::unwrap(value) != nullptr;
-  if (!is_handle && cols < 0)
-    fail(ErrorCode::Shape, name + ": a typed array has no shape; pass " + cols_name + " or a 2-D Tensor");
-  if (cols == 0) fail(ErrorCode::Shape, cols_name + ": expected at least 1 column, got 0");
-  TensorArg arg = ranked_tensor_arg(value, name, dtype, 2, cols);
-  const int64_t got = arg.tensor.shape()[1];
-  if (got == 0) fail(ErrorCode::Shape, name + ": expected at least 1 column (" + cols_name + "), got shape " +
-                                           arg.tensor.shape_string());
-  if (cols > 0 && got != cols)
-    fail(ErrorCode::Shape, name + ": expected " + std::to_string(cols) + " columns (" + cols_name + "), got shape " +
-                               arg.tensor.shape_string());
-  return arg;
+  return rows_arg(value, name, dtype, {cols}, {cols_name});
 }
 
 std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype) {
@@ -184,6 +197,16 @@ float float_option(const Napi::Object& options, const char* key, float fallback,
   const float rounded = static_cast<float>(x);
   require_in_interval(options, key, rounded, value, lo, hi, lo_inclusive, hi_inclusive, " after rounding to f32");
   return rounded;
+}
+
+double integer_option(const Napi::Object& input, const char* key, double fallback, double lo, double hi,
+                      const char* what) {
+  if (fallback < 0 && input.Get(key).IsUndefined())
+    fail(ErrorCode::DType, std::string(key) + ": expected " + what + ", got undefined");
+  const double x = number_option(input, key, fallback, lo, hi);
+  if (std::floor(x) != x)
+    fail(ErrorCode::Range, std::string(key) + ": expected " + what + ", got " + input.Get(key).ToString().Utf8Value());
+  return x;
 }
 
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback) {

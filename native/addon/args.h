@@ -37,6 +37,12 @@ TensorArg tensor_arg(const Napi::Value& value, const std::string& name, DType dt
 // vocabSize); cols < 0 takes the columns from the Tensor. A Tensor must agree with a given cols.
 TensorArg matrix_arg(const Napi::Value& value, const std::string& name, DType dtype, int64_t cols,
                      const std::string& cols_name);
+// An input [rows, inner...] (attention's q [N, H, D]): a Tensor of rank 1 + inner.size(), or a typed
+// array of rows * prod(inner) elements. inner[i] < 0 takes that size from a Tensor (a typed array then
+// fails, naming the option inner_names[i] that would give it); a Tensor must agree with every given size.
+// matrix_arg is rows_arg with one inner size.
+TensorArg rows_arg(const Napi::Value& value, const std::string& name, DType dtype, const std::vector<int64_t>& inner,
+                   const std::vector<std::string>& inner_names);
 // Same, but undefined (or null) gives std::nullopt.
 std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
 
@@ -71,6 +77,12 @@ double number_option(const Napi::Object& options, const char* key, double fallba
 // legal in f64 can leave it (1 - 1e-9 rounds to 1, 1e-50 to 0, 1e39 to inf).
 float float_option(const Napi::Object& options, const char* key, float fallback, double lo, double hi,
                    bool lo_inclusive = true, bool hi_inclusive = true);
+// The largest i32, for sizes and ids the kernels hold as int32.
+constexpr double kMaxInt32 = 2147483647.0;
+// A required or optional integer option in [lo, hi]; `fallback` when absent (required: fallback < 0).
+// `what` describes the legal values for the message, such as "an integer in [1, 2^31 - 1]".
+double integer_option(const Napi::Object& input, const char* key, double fallback, double lo, double hi,
+                      const char* what);
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback);
 // A string option that must be one of `choices` (name -> value); undefined gives `fallback`.
 int enum_option(const Napi::Object& options, const char* key, int fallback,

@@ -1,4 +1,5 @@
-// STREAM triad on the CPU: 12 bytes per element (read b and c, write a), counted as STREAM counts them.
+// Roofline probes on the CPU.
+// STREAM triad: 12 bytes per element (read b and c, write a), counted as STREAM counts them.
 // Stores bypass the cache (non-temporal) on x86 so the written line is not first read in
 // (write-allocate), as tuned STREAM builds do; without that the probe under-reports the bandwidth
 // every other kernel is measured against (27 vs ~45 GB/s on the 2-core dev machine).
@@ -33,7 +34,33 @@ TALARIA_TARGET_AVX2 void triad_avx2_stream(float* a, const float* b, const float
 }
 #endif
 
+// FMA peak: 12 independent chains of 16 lanes (12 zmm on AVX-512, 24 ymm on AVX2), 384 FLOP a step.
+// Zen 4 and Skylake-X retire up to two 256-bit or one-to-two 512-bit FMAs a cycle with a 4-cycle latency,
+// so 8 or more chains in flight keep every FMA port busy; 12 leaves margin and still fits the registers.
+typedef float V16 __attribute__((vector_size(64)));
+constexpr int kFmaChains = 12, kFmaLanes = 16;
+TALARIA_SIMD_INLINE float fma_chains(float seed, int64_t iterations) {
+  const float mul = 1.0f - 0x1p-20f, add = 0x1p-20f;
+  V16 acc[kFmaChains];
+  for (int c = 0; c < kFmaChains; c++) acc[c] = V16{} + (seed + static_cast<float>(c));
+  for (int64_t i = 0; i < iterations; i++) {
+    for (int c = 0; c < kFmaChains; c++) acc[c] = acc[c] * mul + add;
+  }
+  float total = 0.0f;
+  for (int c = 0; c < kFmaChains; c++)
+    for (int l = 0; l < kFmaLanes; l++) total += acc[c][l];
+  return total;
+}
+TALARIA_SIMD_FUNCTION(float, fma_peak_worker, fma_chains, (float seed, int64_t iterations), (seed, iterations))
+
 }  // namespace
+
+void fma_peak(FmaPeakArgs& args) {
+  parallel_for(0, args.n, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t w = lo; w < hi; w++) args.out[w] = fma_peak_worker(args.seed, args.iterations);
+  });
+  args.flops = 2.0 * kFmaChains * kFmaLanes * static_cast<double>(args.iterations) * static_cast<double>(args.n);
+}
 
 void stream_triad(const StreamTriadArgs& args) {
   constexpr int64_t kChunk = 1 << 16;

@@ -18,5 +18,18 @@ constexpr unsigned kFullMask = 0xffffffffu;
 __device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x) & (kWarpSize - 1); }
 __device__ __forceinline__ int warp_id() { return static_cast<int>(threadIdx.x) / kWarpSize; }
 
+// The warp's f32 sum and max in every lane, by an xor butterfly: each step combines two partials that
+// are equal up to operand order, and addition commutes, so every lane ends with bitwise the same value.
+__device__ __forceinline__ float warp_allreduce_sum(float x) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(kFullMask, x, offset);
+  return x;
+}
+__device__ __forceinline__ float warp_allreduce_max(float x) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset));
+  return x;
+}
+
 }  // namespace cuda
 }  // namespace talaria
