@@ -118,6 +118,8 @@ export interface NativeAddon {
   klDivergenceAsync: NativeAsyncKernel;
   klDivergenceBackward: NativeKernel;
   klDivergenceBackwardAsync: NativeAsyncKernel;
+  matmul: NativeKernel;
+  matmulAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }

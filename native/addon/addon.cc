@@ -6,6 +6,7 @@
 #include "../core/thread_pool.h"
 #include "addon_data.h"
 #include "addon_logits.h"
+#include "addon_matmul.h"
 #include "addon_preference.h"
 #include "addon_rewards.h"
 #include "addon_rl.h"
@@ -72,6 +73,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   export_preference(env, exports);
   export_sampling(env, exports);
   export_logits(env, exports);
+  export_matmul(env, exports);
   export_roofline(env, exports);
   return exports;
 }

@@ -20,7 +20,7 @@
 // order within a block, each block's sum scaled by alpha and added to C. The blocking never depends on
 // the thread count, so results are bitwise identical for any TALARIA_NUM_THREADS. The f32 error is that
 // of a length-K dot product, ~K * 2^-24 relative to sum |a||b| in the worst case. The CUDA kernel rounds
-// A and B to bf16 (tensor cores) and accumulates in f32: error ~2^-8 relative per product.
+// A and B to bf16 (tensor cores) and accumulates in f32: error up to ~2^-7 relative per product.
 #pragma once
 #include <cstdint>
 
