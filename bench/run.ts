@@ -16,8 +16,9 @@ import rewardsSuite from './rewards.bench.js';
 import preferenceSuite from './preference.bench.js';
 import samplingSuite from './sampling.bench.js';
 import logitsSuite from './logits.bench.js';
+import matmulSuite from './matmul.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite];
+const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite, matmulSuite];
 
 function main(): number {
   const machine = info();
