@@ -120,6 +120,10 @@ export interface NativeAddon {
   klDivergenceBackwardAsync: NativeAsyncKernel;
   matmul: NativeKernel;
   matmulAsync: NativeAsyncKernel;
+  adamw: NativeKernel;
+  adamwAsync: NativeAsyncKernel;
+  clipGradNorm: NativeKernel;
+  clipGradNormAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
 }

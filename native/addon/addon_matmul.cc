@@ -46,10 +46,8 @@ struct MatmulCall : KernelCall {
 };
 
 std::unique_ptr<KernelCall> prepare_matmul(const Napi::CallbackInfo& info) {
-  if (!info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray())
-    fail(ErrorCode::DType, "matmul: expected an object {a, b, ...}, got " + describe(info[0]));
-  Napi::Object input =
-      options_object(info[0], "matmul", {"a", "b", "transA", "transB", "alpha", "beta", "c", "m", "n", "k"});
+  Napi::Object input = input_object(info, "matmul", "{a, b, ...}",
+                                    {"a", "b", "transA", "transB", "alpha", "beta", "c", "m", "n", "k"});
   auto call = std::make_unique<MatmulCall>();
   MatmulArgs& args = call->args;
   args.trans_a = boolean_option(input, "transA", false);
