@@ -71,7 +71,8 @@ describe('legal edge values are accepted', () => {
     ['adamw at step 2^53 - 1', () => adamw({ ...fresh(), step: 2 ** 53 - 1 })],
     ['adamw with lr * weightDecay = 1', () => adamw({ ...fresh(), step: 5, lr: 0.5, weightDecay: 2 })],
     ['adamw on empty buffers', () => adamw({ params: new Float32Array(0), grads: new Float32Array(0), m: new Float32Array(0), v: new Float32Array(0), step: 1 })],
-    ['adamw on 1-D Tensors', () => adamw({ ...fresh(), params: Tensor.from(randomF32(rng, N)), step: 1 })],
+    ['adamw on 1-D Tensors', () => adamw({ params: Tensor.from(randomF32(rng, N)), grads: Tensor.from(grads), m: Tensor.from(new Float32Array(N)),
+      v: Tensor.from(new Float32Array(N)), step: 1 })],
     ['clipGradNorm on an empty buffer', () => clipGradNorm({ grads: new Float32Array(0), maxNorm: 1 })],
     ['clipGradNorm with a tiny maxNorm', () => clipGradNorm({ grads: grads.slice(), maxNorm: 1e-30 })],
   ];
