@@ -8,15 +8,30 @@
 #include <vector>
 
 #include "../core/kernels/optimizer.h"
+#include "../core/simd.h"
 #include "../core/thread_pool.h"
 
 namespace talaria {
 namespace cpu {
 
-void adamw(const AdamwArgs& a) {
-  parallel_for(0, a.n, 16384, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i++) adamw_element(a.params[i], a.grads[i], a.m[i], a.v[i], a);
-  });
+namespace {
+
+// A local copy and restrict pointers: the stores through params, m and v could otherwise alias the
+// hyperparameters in `args`, which would be reloaded every element and keep the loop scalar.
+TALARIA_SIMD_INLINE void adamw_range_impl(const AdamwArgs& args, int64_t lo, int64_t hi) {
+  const AdamwArgs a = args;
+  float* __restrict p = a.params;
+  const float* __restrict g = a.grads;
+  float* __restrict m = a.m;
+  float* __restrict v = a.v;
+  for (int64_t i = lo; i < hi; i++) adamw_element(p[i], g[i], m[i], v[i], a);
+}
+TALARIA_SIMD_FUNCTION(void, adamw_range, adamw_range_impl, (const AdamwArgs& a, int64_t lo, int64_t hi), (a, lo, hi))
+
+}  // namespace
+
+void adamw(const AdamwArgs& args) {
+  parallel_for(0, args.n, 16384, [&](int64_t lo, int64_t hi) { adamw_range(args, lo, hi); });
 }
 
 void grad_norm(const GradNormArgs& a) {
@@ -24,13 +39,15 @@ void grad_norm(const GradNormArgs& a) {
   std::vector<double> partial(static_cast<size_t>(chunks));
   parallel_for(0, chunks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; c++) {
-      // 8 interleaved f64 sums (independent adds pipeline), folded in lane order.
+      // 8 interleaved f64 sums (element i of the chunk goes to lane i % 8: independent adds that
+      // vectorise), folded in lane order.
       double lanes[8] = {};
       const int64_t begin = c * kNormChunk, end = std::min(a.n, begin + kNormChunk);
-      for (int64_t i = begin; i < end; i++) {
-        const double g = a.grads[i];
-        lanes[(i - begin) & 7] += g * g;
-      }
+      const float* g = a.grads;
+      int64_t i = begin;
+      for (; i + 8 <= end; i += 8)
+        for (int j = 0; j < 8; j++) lanes[j] += static_cast<double>(g[i + j]) * g[i + j];
+      for (; i < end; i++) lanes[(i - begin) & 7] += static_cast<double>(g[i]) * g[i];
       double sum = 0.0;
       for (double lane : lanes) sum += lane;
       partial[static_cast<size_t>(c)] = sum;
