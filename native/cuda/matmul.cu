@@ -15,6 +15,8 @@
 // Precision: each product rounds both operands to bf16 (8 significant bits, up to 2^-8 relative each),
 // sums in f32: the error of an element is at most ~2^-7 sum_k |a_ik b_kj|.
 // Determinism: one thread owns each C element and sums k in order.
+#include <string>
+
 #include "../core/kernels/matmul.h"
 #include "check.cuh"
 #include "launch.cuh"
@@ -99,6 +101,10 @@ __global__ void __launch_bounds__(kThreads, 4) matmul_kernel(MatmulArgs a) {
 
 void matmul(int device, const MatmulArgs& args) {
   if (args.m <= 0 || args.n <= 0) return;
+  // Column tiles go on grid.x (up to 2^31 - 1), row tiles on grid.y (up to 65,535: M <= 4,194,240).
+  if (ceil_div(args.m, kTile) > 65535)
+    throw Error(ErrorCode::Shape, "matmul: M = " + std::to_string(args.m) + " rows exceed the CUDA kernel's limit of " +
+                                      std::to_string(65535 * kTile) + "; split the rows");
   TALARIA_CUDA_CHECK(cudaSetDevice(device));
   const dim3 grid(static_cast<unsigned>(ceil_div(args.n, kTile)), static_cast<unsigned>(ceil_div(args.m, kTile)));
   TALARIA_LAUNCH(grid, kThreads, 0, 0, matmul_kernel)(args);

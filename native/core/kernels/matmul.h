@@ -5,7 +5,8 @@
 // Layout (DESIGN.md): op(A) is [M, K] and op(B) is [K, N]. A is stored [M, K] (or [K, M] when trans_a),
 // B is stored [K, N] (or [N, K] when trans_b), C is [M, N]; all row-major and contiguous, so the leading
 // dimensions follow from the shapes. The transformer's forward x W^T is NT; its backward needs NN and TN.
-// C must not overlap A or B (the addon checks). beta = 0 never reads C (NaN there is ignored, as BLAS).
+// C must not overlap A or B (the addon checks). beta = 0 never reads C (NaN there is ignored, as BLAS);
+// alpha = 0 reads neither A nor B. The CUDA kernel takes M <= 4,194,240 (65,535 row tiles of 64).
 //
 // ---- Napkin math ----------------------------------------------------------------------------------
 // 2 M N K FLOPs against 4 (MK + KN + MN) bytes: at M = N = K = 1024 that is 2.1 GFLOP on 12 MB, an
