@@ -5,8 +5,9 @@
 //
 // Napkin math at M = N = K = 1024, AVX-512 (12 x 32 tiles): 2.1 GFLOP; each k step of a tile is 24 FMAs
 // (768 FLOPs) on 2 loads + 12 broadcasts. Packing moves each of A once per NC panel and B once, ~8 MB,
-// < 5% of the time at 45 GB/s. The two FMA ports bound it: 2 cores x 2 ports x 32 FLOPs x clock; the
-// OpenBLAS anchor (220 GFLOP/s at 2 threads, notes/anchors.md) is the practical roof.
+// < 5% of the time at 45 GB/s. The two FMA ports bound it: 2 cores x 2 ports x 32 FLOPs x clock. Measured
+// (bench/matmul.bench.ts): 373 GFLOP/s at 1024^3 on a quiet run, ~215 on a busy one, against the OpenBLAS
+// anchor of ~220 (notes/anchors.md, another run).
 //
 // Threads: tasks are (MC row block, column chunk of the NC panel) pairs, claimed dynamically. Each C
 // element belongs to one tile whose K order is fixed by the blocking, which does not depend on the thread
