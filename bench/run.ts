@@ -17,8 +17,13 @@ import preferenceSuite from './preference.bench.js';
 import samplingSuite from './sampling.bench.js';
 import logitsSuite from './logits.bench.js';
 import attentionSuite from './attention.bench.js';
+import matmulSuite from './matmul.bench.js';
+import optimizerSuite from './optimizer.bench.js';
 
-const SUITES = [gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite, attentionSuite];
+const SUITES = [
+  gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite, attentionSuite, matmulSuite,
+  optimizerSuite,
+];
 
 function main(): number {
   const machine = info();

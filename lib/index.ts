@@ -21,6 +21,10 @@ export type {
 } from './ops/rewards.js';
 export { dpoLoss, dpoLossAsync, rankingLoss, rankingLossAsync } from './ops/preference.js';
 export type { DpoLossInput, DpoLossOutput, RankingLossInput, RankingLossOutput } from './ops/preference.js';
+export { matmul, matmulAsync } from './ops/matmul.js';
+export { adamw, adamwAsync, clipGradNorm, clipGradNormAsync } from './ops/optimizer.js';
+export type { AdamwInput, AdamwOutput, ClipGradNormInput, ClipGradNormOutput } from './ops/optimizer.js';
+export type { MatmulInput } from './ops/matmul.js';
 export { sample, sampleAsync } from './ops/sampling.js';
 export type { SampleInput, SampleMode, SampleOutput } from './ops/sampling.js';
 export {

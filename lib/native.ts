@@ -118,6 +118,12 @@ export interface NativeAddon {
   klDivergenceAsync: NativeAsyncKernel;
   klDivergenceBackward: NativeKernel;
   klDivergenceBackwardAsync: NativeAsyncKernel;
+  matmul: NativeKernel;
+  matmulAsync: NativeAsyncKernel;
+  adamw: NativeKernel;
+  adamwAsync: NativeAsyncKernel;
+  clipGradNorm: NativeKernel;
+  clipGradNormAsync: NativeAsyncKernel;
   streamTriad: NativeKernel;
   streamTriadAsync: NativeAsyncKernel;
   fmaPeak: NativeKernel;

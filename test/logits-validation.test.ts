@@ -9,7 +9,9 @@ import {
 import { Rng, randomF32, randomMask } from './helpers/random.js';
 import { backendsUnderTest, disposeTensors, tensorOn } from './helpers/backends.js';
 import { expectRejects, expectThrows } from './helpers/assert.js';
-import { type Bad, DEVICE, DTYPE, RANGE, SHAPE, number, tokenArrays } from './helpers/bad-input.js';
+import {
+  type Bad, DEVICE, DTYPE, type KernelUnderTest, RANGE, SHAPE, describeRejections, number, tokenArrays,
+} from './helpers/bad-input.js';
 
 afterEach(disposeTensors);
 
@@ -97,13 +99,7 @@ const sharedTargets = new Int32Array(new ArrayBuffer(4 * N * V), 0, N).fill(1);
 const sharedRow = new Float32Array(new ArrayBuffer(4 * N * V), 0, N).fill(0.7);
 const sharedMask = new Uint8Array(new ArrayBuffer(4 * N * V), 0, N).fill(1);
 
-interface Kernel {
-  name: string;
-  good: Record<string, unknown>;
-  sync: (input: never) => unknown;
-  async: (input: never) => Promise<unknown>;
-  bad: Bad[];
-}
+type Kernel = KernelUnderTest;
 const kernels: Kernel[] = [
   {
     name: 'logprobEntropy', good: forward, sync: logprobEntropy, async: logprobEntropyAsync,
@@ -150,19 +146,10 @@ const kernels: Kernel[] = [
   },
 ];
 
-describe.each(kernels)('$name rejects bad input', ({ good, sync, async, bad }) => {
-  it.each(bad)('$what', async ({ patch, code, arg }) => {
-    const input = { ...good, ...patch } as never;
-    expectThrows(() => sync(input), code, arg);
-    await expectRejects(() => async(input), code, arg);
-  });
-  it('a non-object input, or none', async () => {
-    for (const value of [42, undefined, null, 'logits', [logits], logits]) {
-      expectThrows(() => sync(value as never), DTYPE);
-      await expectRejects(() => async(value as never), DTYPE);
-    }
-  });
-  it('a disposed Tensor', () => {
+describeRejections(kernels, [42, undefined, null, 'logits', [logits], logits]);
+
+describe.each(kernels)('$name', ({ good, sync }) => {
+  it('rejects a disposed Tensor', () => {
     const disposed = Tensor.from(logits, { shape: [N, V] });
     disposed.dispose();
     expectThrows(() => sync({ ...good, logits: disposed, vocabSize: undefined } as never), 'ERR_TALARIA_DISPOSED', 'logits');

@@ -7,6 +7,8 @@
 #include "addon_attention.h"
 #include "addon_data.h"
 #include "addon_logits.h"
+#include "addon_matmul.h"
+#include "addon_optimizer.h"
 #include "addon_preference.h"
 #include "addon_rewards.h"
 #include "addon_rl.h"
@@ -73,6 +75,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   export_preference(env, exports);
   export_sampling(env, exports);
   export_logits(env, exports);
+  export_matmul(env, exports);
+  export_optimizer(env, exports);
   export_roofline(env, exports);
   export_attention(env, exports);
   return exports;

@@ -113,13 +113,6 @@ TensorArg parse_d_logits(Napi::Env env, const Napi::Object& input, const Napi::O
   return d_logits;
 }
 
-Napi::Object input_object(const Napi::CallbackInfo& info, const char* name, const char* shape,
-                          std::initializer_list<const char*> keys) {
-  if (!info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray())
-    fail(ErrorCode::DType, std::string(name) + ": expected an object " + shape + ", got " + describe(info[0]));
-  return options_object(info[0], name, keys);
-}
-
 // ---- logprobEntropy -------------------------------------------------------------------------------
 
 struct LogprobEntropyCall : KernelCall {

@@ -179,6 +179,13 @@ Napi::Value number_value(const Napi::Object& options, const char* key) {
 
 }  // namespace
 
+Napi::Object input_object(const Napi::CallbackInfo& info, const char* name, const char* shape,
+                          std::initializer_list<const char*> known_keys) {
+  if (!info[0].IsObject() || info[0].IsArray() || info[0].IsTypedArray())
+    fail(ErrorCode::DType, std::string(name) + ": expected an object " + shape + ", got " + describe(info[0]));
+  return options_object(info[0], name, known_keys);
+}
+
 double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
                      bool lo_inclusive, bool hi_inclusive) {
   Napi::Value value = number_value(options, key);

@@ -71,6 +71,10 @@ constexpr double kMaxSafeInteger = 9007199254740991.0;
 // such as `lamda` cannot silently fall back to a default.
 Napi::Object options_object(const Napi::Value& value, const std::string& name,
                             std::initializer_list<const char*> known_keys);
+// The kernel's single argument, an input object with only `known_keys` (`shape` shows it in the error,
+// such as "{logits, targets, ...}"); anything else, arrays and typed arrays included, is a DTYPE error.
+Napi::Object input_object(const Napi::CallbackInfo& info, const char* name, const char* shape,
+                          std::initializer_list<const char*> known_keys);
 double number_option(const Napi::Object& options, const char* key, double fallback, double lo, double hi,
                      bool lo_inclusive = true, bool hi_inclusive = true);
 // A hyperparameter the kernels take as f32: the range is checked again after rounding, because values

@@ -1,7 +1,8 @@
 // Bad-input case generators shared by the *-validation suites: each case patches a good input and names
 // the TalariaError code and the argument the message must name.
+import { describe, it } from 'vitest';
 import { Tensor } from '../../lib/index.js';
-import type { TalariaCode } from './assert.js';
+import { expectRejects, expectThrows, type TalariaCode } from './assert.js';
 
 export const DTYPE: TalariaCode = 'ERR_TALARIA_DTYPE';
 export const SHAPE: TalariaCode = 'ERR_TALARIA_SHAPE';
@@ -30,3 +31,32 @@ export const tokenArrays = (keys: string[], dtype: ArrayDType, n: number): Bad[]
 /** Each value for a numeric option: RANGE (or `code`) for numbers, DTYPE for anything else. */
 export const number = (key: string, bad: unknown[], code: TalariaCode = RANGE): Bad[] =>
   bad.map((value) => ({ what: `${key} = ${String(value)}`, patch: { [key]: value }, code: typeof value === 'number' ? code : DTYPE, arg: key }));
+
+/** A kernel's sync and Promise forms, a good input, and the bad cases that patch it. */
+export interface KernelUnderTest {
+  name: string;
+  good: Record<string, unknown>;
+  sync: (input: never) => unknown;
+  async: (input: never) => Promise<unknown>;
+  bad: Bad[];
+}
+
+/**
+ * For each kernel: every bad case throws its code naming its argument, and the Promise form rejects the
+ * same way (never throws); so does every value in `notObjects` passed instead of the input object (DTYPE).
+ */
+export function describeRejections(kernels: KernelUnderTest[], notObjects: unknown[]): void {
+  describe.each(kernels)('$name rejects bad input', ({ good, sync, async, bad }) => {
+    it.each(bad)('$what', async ({ patch, code, arg }) => {
+      const input = { ...good, ...patch } as never;
+      expectThrows(() => sync(input), code, arg);
+      await expectRejects(() => async(input), code, arg);
+    });
+    it('a non-object input, or none', async () => {
+      for (const value of notObjects) {
+        expectThrows(() => sync(value as never), DTYPE);
+        await expectRejects(() => async(value as never), DTYPE);
+      }
+    });
+  });
+}
