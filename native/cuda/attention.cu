@@ -1,13 +1,21 @@
-// Attention on CUDA. The forward multiplies on tensor cores (mma.sync m16n8k16, bf16 operands, f32
-// accumulation, through ptx.cuh) with FlashAttention-2's online softmax, saving only lse. The backward is
-// f32 CUDA-core code that recomputes P from lse without atomics (a dq kernel over query blocks, a dk/dv
-// kernel over key blocks), as the CPU backward does.
+// Attention on CUDA. Forward and backward multiply on tensor cores (mma.sync m16n8k16, bf16 operands, f32
+// accumulation, through ptx.cuh). The forward runs FlashAttention-2's online softmax, saving only lse. The
+// backward (FlashAttention-2's) takes D = rowsum(dO o) in f32 first, then recomputes P from lse without
+// atomics: a dq kernel over query blocks, a dk/dv kernel over key blocks that sums the GQA group inside.
 //
 // Forward napkin math (A100, D = 64): per 64 x 64 tile the block's 4 warps issue 4 * 64^3 FLOP of mma
 // on 16 KiB of bf16 K and V^T staged once per block of 64 queries: ~16 FLOP per shared byte, so the
 // tensor cores, not shared memory, bound it (the K/V staging is plain loads + converts: no cp.async or
-// ldmatrix yet, the next step). Backward napkin math: per 32-key tile and row, 4 * 32 * D FLOP on
-// CUDA cores over f32 shared-memory tiles, ~1 FLOP per shared byte: a few TFLOP/s.
+// ldmatrix yet, the next step). Backward napkin math: per 64 x 64 tile the dq kernel issues 3 matmuls
+// (S, dP, dQ: 6 * 64^2 * D FLOP) on 3 * 64 * D bf16 staged (K, V, K^T): 128 FLOP per staged element,
+// 64 per byte; the dk/dv kernel 4 matmuls (S, dP, dV, dK) on 4 * 64 * D bf16 (Q, dO and their
+// transposes): the same ratio, so both are tensor-core bound once the staging overlaps (it does not yet:
+// plain loads + converts, as the forward). S and dP are computed twice (once per kernel): 3.5x the
+// forward's FLOP, the price of no atomics.
+// Precision: bf16 operands (2^-9 relative each), f32 accumulation, f32 delta; dS = P (dP - delta) takes
+// dP from bf16 operands against an f32 delta, so the gradients carry ~1e-3 of their scale of rounding
+// (tests: 2e-2 of each gradient's largest magnitude). Shared memory at D = 128: dq 80 KiB, dk/dv 96.5 KiB
+// a block (one block per SM on A100 at D = 128 for dk/dv; the register bound allows two).
 #include <cuda_bf16.h>
 
 #include <cstdint>
@@ -184,15 +192,18 @@ void launch_forward(const AttentionForwardArgs& a) {
   TALARIA_CUDA_CHECK_LAUNCH();
 }
 
-// ---- backward ---------------------------------------------------------------------------------------------
-// Blocks of 4 warps and 16 rows (4 per warp), 32-key (or 32-query) tiles in shared memory, padded to
-// D + 1 floats so the 32 lanes reading 32 different rows of one column hit 32 banks; lane j owns key
-// (or query) j of the tile for the scores, and D / 32 output dims for the accumulations.
-constexpr int kRowsPerWarp = 4;
-constexpr int kBlockRows = kWarps * kRowsPerWarp;  // 16 rows per block
-constexpr int kTileKeys = kWarpSize;               // one key (or query) per lane
+// ---- backward on tensor cores ------------------------------------------------------------------------------
+// Same fragment layouts as the forward. The dq kernel: block = 64 queries (16 per warp, the A rows), per
+// 64-key tile K [64][D], V [64][D] and K^T [D][64] as bf16 in shared memory; per 16-key chunk, S = Q K^T
+// and dP = dO V^T (2 n-tiles of 8 keys each), P = exp(S - lse), dS = P (dP - delta) in the C layout, which
+// packed to bf16 pairs is the A operand of dQ += dS K. The dk/dv kernel mirrors it with keys as the A rows:
+// block = 64 keys, per (query head of the group, 64-query tile) Q, dO, Q^T, dO^T in shared memory; per
+// 16-query chunk S^T = K Q^T and dP^T = V dO^T, then dV += P^T dO and dK += dS^T Q. The group sum stays
+// inside the block: no atomics, a fixed order, deterministic.
+constexpr int kBwdRows = 64;  // rows (queries for dq, keys for dk/dv) per block, 16 per warp
+constexpr int kBwdCols = 64;  // tile of the other side (keys for dq, queries for dk/dv)
 
-// delta_i = dO_i . o_i: one thread per (token, head).
+// delta_i = dO_i . o_i in f32: one thread per (token, head).
 __global__ void __launch_bounds__(kThreads) attention_delta_kernel(AttentionBackwardArgs b, float* delta) {
   const AttentionForwardArgs& a = b.fwd;
   const int64_t rows = a.total_q * a.heads, stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -203,177 +214,230 @@ __global__ void __launch_bounds__(kThreads) attention_delta_kernel(AttentionBack
   }
 }
 
-// Stages rows [first, first + count) of a [tokens, heads, D] tensor's head h into a [rows][D + pad] tile
-// (times scale), zero past count.
-template <int D, int kTileRows, int kPad>
-__device__ __forceinline__ void stage_rows(float* tile, const float* src, int64_t first, int count, int64_t row_stride,
-                                           int64_t head_offset, float scale) {
+// Stages rows [first, first + count) of a [tokens, heads, D] tensor's head (times scale, zero past count)
+// as bf16 into a row-major [kTileRows][D] tile and, when transposed is not null, a [D][kTileRows] one.
+template <int D, int kTileRows>
+__device__ __forceinline__ void stage_bf16(uint16_t* tile, uint16_t* transposed, const float* src, int64_t first,
+                                           int count, int64_t row_stride, int64_t head_offset, float scale) {
   for (int e = threadIdx.x; e < kTileRows * D; e += kThreads) {
     const int r = e / D, d = e % D;
-    tile[r * (D + kPad) + d] = r < count ? src[(first + r) * row_stride + head_offset + d] * scale : 0.0f;
+    const uint16_t x = bf16_bits(r < count ? src[(first + r) * row_stride + head_offset + d] * scale : 0.0f);
+    tile[r * D + d] = x;
+    if (transposed != nullptr) transposed[d * kTileRows + r] = x;
   }
 }
 
-// dq for 16 queries of one head (blocks laid out as the forward's): per 32-key tile and row, lane j
-// recomputes p_j and dS_j, and each lane accumulates its D / 32 dims of dq = scale sum_j dS_j k_j.
+// The A fragment (16 rows from row, k-step kk) of a row-major bf16 [rows][D] tile.
 template <int D>
-constexpr int dq_smem_floats() { return 2 * kBlockRows * D + 2 * kTileKeys * (D + 1) + kWarps * kTileKeys; }
+__device__ __forceinline__ void a_fragment(uint32_t frag[4], const uint16_t* tile, int row, int kk, int g, int t) {
+  const uint16_t* p = tile + (row + g) * D + kk * 16 + 2 * t;
+  frag[0] = pair_at(p), frag[1] = pair_at(p + 8 * D), frag[2] = pair_at(p + 8), frag[3] = pair_at(p + 8 * D + 8);
+}
+// The B fragment (8 columns from col, 16-deep from k) of a bf16 tile stored column-major: col c's k values at
+// tile[c * ld + k].
+__device__ __forceinline__ void b_fragment(uint32_t frag[2], const uint16_t* tile, int ld, int col, int k, int g, int t) {
+  const uint16_t* p = tile + (col + g) * ld + k + 2 * t;
+  frag[0] = pair_at(p), frag[1] = pair_at(p + 8);
+}
 
 template <int D>
-__global__ void __launch_bounds__(kThreads, 4) attention_dq_kernel(AttentionBackwardArgs b, const float* delta,
-                                                                     int64_t blocks_per_seq) {
-  constexpr int kDims = D / kWarpSize;
+constexpr int bwd_dq_smem_bytes() { return (2 * kBwdRows * D + 3 * kBwdCols * D) * static_cast<int>(sizeof(uint16_t)); }
+
+// 2 blocks of 128 threads per SM: up to 255 registers (D = 128: dq 64, S and dP 16, fragments ~12).
+template <int D>
+__global__ void __launch_bounds__(kThreads, 2) attention_dq_mma_kernel(AttentionBackwardArgs b, const float* delta,
+                                                                         int64_t blocks_per_seq) {
+  constexpr int kSteps = D / 16, kOutTiles = D / 8;
   const AttentionForwardArgs& a = b.fwd;
-  TALARIA_DYNAMIC_SHARED(float, smem);
-  float* q_s = smem;                                // [16][D], times scale
-  float* do_s = q_s + kBlockRows * D;               // [16][D]
-  float* k_s = do_s + kBlockRows * D;               // [32][D + 1]
-  float* v_s = k_s + kTileKeys * (D + 1);           // [32][D + 1]
-  float* ds_s = v_s + kTileKeys * (D + 1);          // [4 warps][32]
-  const int64_t seq = blockIdx.x / blocks_per_seq, q_begin = (blockIdx.x % blocks_per_seq) * kBlockRows;
+  TALARIA_DYNAMIC_SHARED(uint16_t, smem);
+  uint16_t* q_s = smem;                     // [64 queries][D], times scale
+  uint16_t* do_s = q_s + kBwdRows * D;      // [64 queries][D]
+  uint16_t* k_s = do_s + kBwdRows * D;      // [64 keys][D]
+  uint16_t* v_s = k_s + kBwdCols * D;       // [64 keys][D]
+  uint16_t* kt_s = v_s + kBwdCols * D;      // [D][64 keys]
+  const int64_t seq = blockIdx.x / blocks_per_seq, q_begin = (blockIdx.x % blocks_per_seq) * kBwdRows;
   const int h = blockIdx.y, kvh = h / (a.heads / a.kv_heads);
   const int64_t q0 = a.cu_seqlens_q[seq], lq = a.cu_seqlens_q[seq + 1] - q0;
   const int64_t k0 = a.cu_seqlens_k[seq], lk = a.cu_seqlens_k[seq + 1] - k0;
   if (q_begin >= lq) return;
-  const int rows = static_cast<int>(lq - q_begin < kBlockRows ? lq - q_begin : kBlockRows);
+  const int rows = static_cast<int>(lq - q_begin < kBwdRows ? lq - q_begin : kBwdRows);
   const int64_t hd = static_cast<int64_t>(a.heads) * D, kvd = static_cast<int64_t>(a.kv_heads) * D;
-  const int lane = lane_id(), warp = warp_id();
-  stage_rows<D, kBlockRows, 0>(q_s, a.q, q0 + q_begin, rows, hd, h * D, a.scale);
-  stage_rows<D, kBlockRows, 0>(do_s, b.d_o, q0 + q_begin, rows, hd, h * D, 1.0f);
-  float lse[kRowsPerWarp], dlt[kRowsPerWarp], dq[kRowsPerWarp][kDims];
+  const int lane = lane_id(), warp = warp_id(), g = lane / 4, t = lane % 4;
+  stage_bf16<D, kBwdRows>(q_s, nullptr, a.q, q0 + q_begin, rows, hd, h * D, a.scale);
+  stage_bf16<D, kBwdRows>(do_s, nullptr, b.d_o, q0 + q_begin, rows, hd, h * D, 1.0f);
+  // This lane's two query rows (within the block) and their lse and delta.
+  const int r0 = warp * 16 + g;
+  float lse[2], dlt[2];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) {
-    const int row = warp * kRowsPerWarp + r;
-    lse[r] = row < rows ? a.lse[h * a.total_q + q0 + q_begin + row] : 0.0f;
-    dlt[r] = row < rows ? delta[h * a.total_q + q0 + q_begin + row] : 0.0f;
-#pragma unroll
-    for (int d = 0; d < kDims; d++) dq[r][d] = 0.0f;
+  for (int half = 0; half < 2; half++) {
+    const int r = r0 + 8 * half;
+    lse[half] = r < rows ? a.lse[h * a.total_q + q0 + q_begin + r] : 0.0f;
+    dlt[half] = r < rows ? delta[h * a.total_q + q0 + q_begin + r] : 0.0f;
   }
+  float dq[kOutTiles][4] = {};
   int64_t key_end = a.causal ? q_begin + rows + (lk - lq) : lk;
   key_end = key_end < 0 ? 0 : key_end > lk ? lk : key_end;
-  for (int64_t kb = 0; kb < key_end; kb += kTileKeys) {
-    const int keys = static_cast<int>(key_end - kb < kTileKeys ? key_end - kb : kTileKeys);
-    __syncthreads();  // the previous tile is no longer read (and q_s, do_s are staged, the first time)
-    stage_rows<D, kTileKeys, 1>(k_s, a.k, k0 + kb, keys, kvd, kvh * D, 1.0f);
-    stage_rows<D, kTileKeys, 1>(v_s, a.v, k0 + kb, keys, kvd, kvh * D, 1.0f);
+  for (int64_t kb = 0; kb < key_end; kb += kBwdCols) {
+    const int keys = static_cast<int>(key_end - kb < kBwdCols ? key_end - kb : kBwdCols);
+    __syncthreads();  // the previous tile is no longer read
+    stage_bf16<D, kBwdCols>(k_s, kt_s, a.k, k0 + kb, keys, kvd, kvh * D, 1.0f);
+    stage_bf16<D, kBwdCols>(v_s, nullptr, a.v, k0 + kb, keys, kvd, kvh * D, 1.0f);
     __syncthreads();
+    for (int c = 0; c < kBwdCols / 16 && c * 16 < keys; c++) {  // 16-key chunks
+      float s[2][4] = {}, dp[2][4] = {};
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; r++) {
-      const int row = warp * kRowsPerWarp + r;
-      const int64_t limit = a.causal ? q_begin + row + (lk - lq) + 1 - kb : keys;
-      float s = 0.0f, dp = 0.0f;
-      for (int d = 0; d < D; d++) {
-        s = fmaf(q_s[row * D + d], k_s[lane * (D + 1) + d], s);
-        dp = fmaf(do_s[row * D + d], v_s[lane * (D + 1) + d], dp);
-      }
-      const bool seen = row < rows && lane < keys && lane < limit;
-      const float p = seen ? expf(s - lse[r]) : 0.0f;
-      ds_s[warp * kTileKeys + lane] = p * (dp - dlt[r]);
-      __syncwarp();
+      for (int kk = 0; kk < kSteps; kk++) {
+        uint32_t qa[4], doa[4];
+        a_fragment<D>(qa, q_s, warp * 16, kk, g, t);
+        a_fragment<D>(doa, do_s, warp * 16, kk, g, t);
 #pragma unroll
-      for (int d = 0; d < kDims; d++) {
-        float acc = dq[r][d];
-        for (int j = 0; j < keys; j++) acc = fmaf(ds_s[warp * kTileKeys + j], k_s[j * (D + 1) + d * kWarpSize + lane], acc);
-        dq[r][d] = acc;
+        for (int j = 0; j < 2; j++) {
+          uint32_t kf[2], vf[2];
+          b_fragment(kf, k_s, D, c * 16 + j * 8, kk * 16, g, t);
+          b_fragment(vf, v_s, D, c * 16 + j * 8, kk * 16, g, t);
+          mma_m16n8k16_bf16(s[j], qa, kf, s[j]);
+          mma_m16n8k16_bf16(dp[j], doa, vf, dp[j]);
+        }
       }
-      __syncwarp();
+      // P from lse (masked: keys past the tile, rows past the sequence, the causal limit), dS into s.
+#pragma unroll
+      for (int half = 0; half < 2; half++) {
+        const int r = r0 + 8 * half;
+        const int64_t limit = r >= rows ? 0 : a.causal ? q_begin + r + (lk - lq) + 1 - kb : keys;  // keys [0, limit)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+          for (int cc = 0; cc < 2; cc++) {
+            const int key = c * 16 + j * 8 + 2 * t + cc;
+            const float p = key < keys && key < limit ? expf(s[j][2 * half + cc] - lse[half]) : 0.0f;
+            s[j][2 * half + cc] = p * (dp[j][2 * half + cc] - dlt[half]);
+          }
+      }
+      const uint32_t dsa[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
+                               pack_bf16(s[1][2], s[1][3])};
+#pragma unroll
+      for (int nt = 0; nt < kOutTiles; nt++) {
+        uint32_t kf[2];
+        b_fragment(kf, kt_s, kBwdCols, nt * 8, c * 16, g, t);
+        mma_m16n8k16_bf16(dq[nt], dsa, kf, dq[nt]);
+      }
     }
   }
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) {
-    const int row = warp * kRowsPerWarp + r;
-    if (row >= rows) continue;
+  for (int half = 0; half < 2; half++) {
+    const int r = r0 + 8 * half;
+    if (r >= rows) continue;
+    float* out = b.dq + (q0 + q_begin + r) * hd + h * D + 2 * t;
 #pragma unroll
-    for (int d = 0; d < kDims; d++) b.dq[(q0 + q_begin + row) * hd + h * D + d * kWarpSize + lane] = dq[r][d] * a.scale;
+    for (int nt = 0; nt < kOutTiles; nt++) {
+      out[nt * 8] = dq[nt][2 * half] * a.scale;
+      out[nt * 8 + 1] = dq[nt][2 * half + 1] * a.scale;
+    }
   }
 }
 
-// dk and dv for 16 keys of one kv head: every query head of its group and every 32-query tile that sees
-// the keys; per tile and key row, lane i recomputes p_i and dS_i, and each lane accumulates its dims of
-// dv = sum_i p_i dO_i and dk = sum_i dS_i (scale q_i). The group sum runs inside the block: no atomics.
 template <int D>
-constexpr int dkv_smem_floats() { return 2 * kBlockRows * D + 2 * kTileKeys * (D + 1) + 2 * kTileKeys + 2 * kWarps * kTileKeys; }
+constexpr int bwd_dkv_smem_bytes() {
+  return (2 * kBwdRows * D + 4 * kBwdCols * D) * static_cast<int>(sizeof(uint16_t)) + 2 * kBwdCols * static_cast<int>(sizeof(float));
+}
 
+// 2 blocks of 128 threads per SM: up to 255 registers (D = 128: dk 64, dv 64, S and dP 16, fragments ~16).
 template <int D>
-__global__ void __launch_bounds__(kThreads, 4) attention_dkv_kernel(AttentionBackwardArgs b, const float* delta,
-                                                                      int64_t blocks_per_seq) {
-  constexpr int kDims = D / kWarpSize;
+__global__ void __launch_bounds__(kThreads, 2) attention_dkv_mma_kernel(AttentionBackwardArgs b, const float* delta,
+                                                                          int64_t blocks_per_seq) {
+  constexpr int kSteps = D / 16, kOutTiles = D / 8;
   const AttentionForwardArgs& a = b.fwd;
-  TALARIA_DYNAMIC_SHARED(float, smem);
-  float* k_s = smem;                               // [16][D]
-  float* v_s = k_s + kBlockRows * D;               // [16][D]
-  float* q_s = v_s + kBlockRows * D;               // [32][D + 1], times scale
-  float* do_s = q_s + kTileKeys * (D + 1);         // [32][D + 1]
-  float* lse_s = do_s + kTileKeys * (D + 1);       // [32]
-  float* dlt_s = lse_s + kTileKeys;                // [32]
-  float* p_s = dlt_s + kTileKeys;                  // [4 warps][32]
-  float* ds_s = p_s + kWarps * kTileKeys;          // [4 warps][32]
-  const int64_t seq = blockIdx.x / blocks_per_seq, k_begin = (blockIdx.x % blocks_per_seq) * kBlockRows;
-  const int g = blockIdx.y, group = a.heads / a.kv_heads;
+  TALARIA_DYNAMIC_SHARED(uint16_t, smem);
+  uint16_t* k_s = smem;                      // [64 keys][D]
+  uint16_t* v_s = k_s + kBwdRows * D;        // [64 keys][D]
+  uint16_t* q_s = v_s + kBwdRows * D;        // [64 queries][D], times scale
+  uint16_t* do_s = q_s + kBwdCols * D;       // [64 queries][D]
+  uint16_t* qt_s = do_s + kBwdCols * D;      // [D][64 queries], times scale
+  uint16_t* dot_s = qt_s + kBwdCols * D;     // [D][64 queries]
+  float* lse_s = reinterpret_cast<float*>(dot_s + kBwdCols * D);  // [64]
+  float* dlt_s = lse_s + kBwdCols;                                // [64]
+  const int64_t seq = blockIdx.x / blocks_per_seq, k_begin = (blockIdx.x % blocks_per_seq) * kBwdRows;
+  const int kvh = blockIdx.y, group = a.heads / a.kv_heads;
   const int64_t q0 = a.cu_seqlens_q[seq], lq = a.cu_seqlens_q[seq + 1] - q0;
   const int64_t k0 = a.cu_seqlens_k[seq], lk = a.cu_seqlens_k[seq + 1] - k0;
   if (k_begin >= lk) return;
-  const int keys = static_cast<int>(lk - k_begin < kBlockRows ? lk - k_begin : kBlockRows);
+  const int keys = static_cast<int>(lk - k_begin < kBwdRows ? lk - k_begin : kBwdRows);
   const int64_t hd = static_cast<int64_t>(a.heads) * D, kvd = static_cast<int64_t>(a.kv_heads) * D;
-  const int lane = lane_id(), warp = warp_id();
-  stage_rows<D, kBlockRows, 0>(k_s, a.k, k0 + k_begin, keys, kvd, g * D, 1.0f);
-  stage_rows<D, kBlockRows, 0>(v_s, a.v, k0 + k_begin, keys, kvd, g * D, 1.0f);
-  float dk[kRowsPerWarp][kDims], dv[kRowsPerWarp][kDims];
-#pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++)
-#pragma unroll
-    for (int d = 0; d < kDims; d++) dk[r][d] = dv[r][d] = 0.0f;
+  const int lane = lane_id(), warp = warp_id(), g = lane / 4, t = lane % 4;
+  stage_bf16<D, kBwdRows>(k_s, nullptr, a.k, k0 + k_begin, keys, kvd, kvh * D, 1.0f);
+  stage_bf16<D, kBwdRows>(v_s, nullptr, a.v, k0 + k_begin, keys, kvd, kvh * D, 1.0f);
+  const int r0 = warp * 16 + g;  // this lane's two key rows (within the block): r0, r0 + 8
+  float dk[kOutTiles][4] = {}, dv[kOutTiles][4] = {};
   // Query i sees key j when i >= j - (lk - lq): the block's first key is seen from this query on.
   int64_t first_query = a.causal ? k_begin - (lk - lq) : 0;
   first_query = first_query < 0 ? 0 : first_query;
-  for (int h = g * group; h < (g + 1) * group; h++) {
-    for (int64_t qb = first_query / kTileKeys * kTileKeys; qb < lq; qb += kTileKeys) {
-      const int queries = static_cast<int>(lq - qb < kTileKeys ? lq - qb : kTileKeys);
-      __syncthreads();  // the previous tile is no longer read
-      stage_rows<D, kTileKeys, 1>(q_s, a.q, q0 + qb, queries, hd, h * D, a.scale);
-      stage_rows<D, kTileKeys, 1>(do_s, b.d_o, q0 + qb, queries, hd, h * D, 1.0f);
-      if (threadIdx.x < kTileKeys) {
+  for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+    for (int64_t qb = first_query / kBwdCols * kBwdCols; qb < lq; qb += kBwdCols) {
+      const int queries = static_cast<int>(lq - qb < kBwdCols ? lq - qb : kBwdCols);
+      __syncthreads();  // the previous tile is no longer read (and k_s, v_s are staged, the first time)
+      stage_bf16<D, kBwdCols>(q_s, qt_s, a.q, q0 + qb, queries, hd, h * D, a.scale);
+      stage_bf16<D, kBwdCols>(do_s, dot_s, b.d_o, q0 + qb, queries, hd, h * D, 1.0f);
+      if (threadIdx.x < kBwdCols) {
         const bool in = static_cast<int>(threadIdx.x) < queries;
         lse_s[threadIdx.x] = in ? a.lse[h * a.total_q + q0 + qb + threadIdx.x] : 0.0f;
         dlt_s[threadIdx.x] = in ? delta[h * a.total_q + q0 + qb + threadIdx.x] : 0.0f;
       }
       __syncthreads();
+      for (int c = 0; c < kBwdCols / 16 && c * 16 < queries; c++) {  // 16-query chunks
+        float s[2][4] = {}, dp[2][4] = {};
 #pragma unroll
-      for (int r = 0; r < kRowsPerWarp; r++) {
-        const int row = warp * kRowsPerWarp + r;
-        float s = 0.0f, dp = 0.0f;
-        for (int d = 0; d < D; d++) {
-          s = fmaf(k_s[row * D + d], q_s[lane * (D + 1) + d], s);
-          dp = fmaf(v_s[row * D + d], do_s[lane * (D + 1) + d], dp);
-        }
-        const bool seen = row < keys && lane < queries && (!a.causal || qb + lane + (lk - lq) >= k_begin + row);
-        const float p = seen ? expf(s - lse_s[lane]) : 0.0f;
-        p_s[warp * kTileKeys + lane] = p;
-        ds_s[warp * kTileKeys + lane] = p * (dp - dlt_s[lane]);
-        __syncwarp();
+        for (int kk = 0; kk < kSteps; kk++) {
+          uint32_t ka[4], va[4];
+          a_fragment<D>(ka, k_s, warp * 16, kk, g, t);
+          a_fragment<D>(va, v_s, warp * 16, kk, g, t);
 #pragma unroll
-        for (int d = 0; d < kDims; d++) {
-          float acc_v = dv[r][d], acc_k = dk[r][d];
-          for (int i = 0; i < queries; i++) {
-            acc_v = fmaf(p_s[warp * kTileKeys + i], do_s[i * (D + 1) + d * kWarpSize + lane], acc_v);
-            acc_k = fmaf(ds_s[warp * kTileKeys + i], q_s[i * (D + 1) + d * kWarpSize + lane], acc_k);
+          for (int j = 0; j < 2; j++) {
+            uint32_t qf[2], dof[2];
+            b_fragment(qf, q_s, D, c * 16 + j * 8, kk * 16, g, t);
+            b_fragment(dof, do_s, D, c * 16 + j * 8, kk * 16, g, t);
+            mma_m16n8k16_bf16(s[j], ka, qf, s[j]);
+            mma_m16n8k16_bf16(dp[j], va, dof, dp[j]);
           }
-          dv[r][d] = acc_v;
-          dk[r][d] = acc_k;
         }
-        __syncwarp();
+        // P^T from lse (masked: keys past the sequence, queries past the tile, the causal limit), dS^T into dp.
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+          const int64_t key = k_begin + r0 + 8 * half;
+#pragma unroll
+          for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int cc = 0; cc < 2; cc++) {
+              const int qi = c * 16 + j * 8 + 2 * t + cc;
+              const bool seen = key < lk && qi < queries && (!a.causal || qb + qi + (lk - lq) >= key);
+              const float p = seen ? expf(s[j][2 * half + cc] - lse_s[qi]) : 0.0f;
+              s[j][2 * half + cc] = p;
+              dp[j][2 * half + cc] = p * (dp[j][2 * half + cc] - dlt_s[qi]);
+            }
+        }
+        const uint32_t pa[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]), pack_bf16(s[1][0], s[1][1]),
+                                pack_bf16(s[1][2], s[1][3])};
+        const uint32_t dsa[4] = {pack_bf16(dp[0][0], dp[0][1]), pack_bf16(dp[0][2], dp[0][3]),
+                                 pack_bf16(dp[1][0], dp[1][1]), pack_bf16(dp[1][2], dp[1][3])};
+#pragma unroll
+        for (int nt = 0; nt < kOutTiles; nt++) {
+          uint32_t dof[2], qf[2];
+          b_fragment(dof, dot_s, kBwdCols, nt * 8, c * 16, g, t);
+          b_fragment(qf, qt_s, kBwdCols, nt * 8, c * 16, g, t);
+          mma_m16n8k16_bf16(dv[nt], pa, dof, dv[nt]);
+          mma_m16n8k16_bf16(dk[nt], dsa, qf, dk[nt]);
+        }
       }
     }
   }
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; r++) {
-    const int row = warp * kRowsPerWarp + r;
-    if (row >= keys) continue;
-    const int64_t at = (k0 + k_begin + row) * kvd + g * D;
+  for (int half = 0; half < 2; half++) {
+    const int r = r0 + 8 * half;
+    if (r >= keys) continue;
+    const int64_t at = (k0 + k_begin + r) * kvd + kvh * D + 2 * t;
 #pragma unroll
-    for (int d = 0; d < kDims; d++) {
-      b.dk[at + d * kWarpSize + lane] = dk[r][d];
-      b.dv[at + d * kWarpSize + lane] = dv[r][d];
+    for (int nt = 0; nt < kOutTiles; nt++) {
+      b.dk[at + nt * 8] = dk[nt][2 * half], b.dk[at + nt * 8 + 1] = dk[nt][2 * half + 1];
+      b.dv[at + nt * 8] = dv[nt][2 * half], b.dv[at + nt * 8 + 1] = dv[nt][2 * half + 1];
     }
   }
 }
@@ -390,21 +454,21 @@ void launch_backward(const AttentionBackwardArgs& b) {
       TALARIA_LAUNCH(grid, kThreads, 0, 0, attention_delta_kernel)(b, delta);
       TALARIA_CUDA_CHECK_LAUNCH();
     }
-    const int64_t q_blocks = ceil_div(a.max_seqlen_q, kBlockRows), k_blocks = ceil_div(a.max_seqlen_k, kBlockRows);
+    const int64_t q_blocks = ceil_div(a.max_seqlen_q, kBwdRows), k_blocks = ceil_div(a.max_seqlen_k, kBwdRows);
     if (q_blocks > 0) {
-      const size_t smem = sizeof(float) * dq_smem_floats<D>();
-      TALARIA_CUDA_CHECK(cudaFuncSetAttribute(attention_dq_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      const size_t smem = bwd_dq_smem_bytes<D>();
+      TALARIA_CUDA_CHECK(cudaFuncSetAttribute(attention_dq_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(smem)));
       const dim3 grid(static_cast<unsigned>(a.num_seqs * q_blocks), static_cast<unsigned>(a.heads));
-      TALARIA_LAUNCH(grid, kThreads, smem, 0, attention_dq_kernel<D>)(b, delta, q_blocks);
+      TALARIA_LAUNCH(grid, kThreads, smem, 0, attention_dq_mma_kernel<D>)(b, delta, q_blocks);
       TALARIA_CUDA_CHECK_LAUNCH();
     }
     if (k_blocks > 0) {
-      const size_t smem = sizeof(float) * dkv_smem_floats<D>();
-      TALARIA_CUDA_CHECK(cudaFuncSetAttribute(attention_dkv_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      const size_t smem = bwd_dkv_smem_bytes<D>();
+      TALARIA_CUDA_CHECK(cudaFuncSetAttribute(attention_dkv_mma_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(smem)));
       const dim3 grid(static_cast<unsigned>(a.num_seqs * k_blocks), static_cast<unsigned>(a.kv_heads));
-      TALARIA_LAUNCH(grid, kThreads, smem, 0, attention_dkv_kernel<D>)(b, delta, k_blocks);
+      TALARIA_LAUNCH(grid, kThreads, smem, 0, attention_dkv_mma_kernel<D>)(b, delta, k_blocks);
       TALARIA_CUDA_CHECK_LAUNCH();
     }
     TALARIA_CUDA_CHECK(cudaDeviceSynchronize());  // the kernels are done with delta before it is freed

@@ -6,8 +6,11 @@
 // Tolerances: the CUDA forward multiplies on bf16 tensor cores (q * scale, k, P and v rounded to bf16,
 // 2^-9 relative each; f32 accumulation). A score moves by at most 2^-8 * scale * sum_d |q_d k_d|, a few
 // hundredths here, so o (a convex combination of v ~ N(0, 0.5^2)) agrees with the f32 CPU within 2e-2
-// absolute and lse within 1e-2 relative. The rest is f32 on both sides: 2e-5 absolute for o-like values
-// and 5e-5 relative for gradients.
+// absolute and lse within 1e-2 relative. The CUDA backward is on bf16 tensor cores too (S and dP
+// recomputed from bf16 operands, bf16 P and dS times bf16 dO, q, k; f32 accumulation and f32 delta): dq, dk
+// and dv agree with the f32 CPU within 2e-2 of that gradient's scale (its largest magnitude, at least 1);
+// vitest measures ~5e-3 at worst. The rest is f32 on both sides: 2e-5 absolute for o-like values.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -23,7 +26,7 @@ using namespace talaria::testing;
 
 namespace {
 
-constexpr double kBf16Output = 2e-2, kBf16Lse = 1e-2;
+constexpr double kBf16Output = 2e-2, kBf16Lse = 1e-2, kBf16Gradient = 2e-2;
 
 struct Problem {
   std::vector<int32_t> cu_q, cu_k;
@@ -151,7 +154,11 @@ TEST(attention_backward_cuda_matches_cpu) {
   }
   const char* names[] = {"dq", "dk", "dv"};
   int bad = 0;
-  for (int t = 0; t < 3; t++) bad += compare(names[t], grads[1][t], grads[0][t], true, 5e-5);
+  for (int t = 0; t < 3; t++) {
+    double scale = 1.0;  // the gradient's scale: its largest magnitude, at least 1
+    for (const float x : grads[0][t]) scale = std::max(scale, std::fabs(static_cast<double>(x)));
+    bad += compare(names[t], grads[1][t], grads[0][t], false, kBf16Gradient * scale);
+  }
   CHECK(bad == 0);
 }
 
