@@ -240,6 +240,28 @@ __device__ __forceinline__ void b_fragment(uint32_t frag[2], const uint16_t* til
   frag[0] = pair_at(p), frag[1] = pair_at(p + 8);
 }
 
+// The two products both backward passes need over a warp's 16 rows (from `row`) and 16 columns (from
+// `col`): S = A1 B1^T and dP = A2 B2^T, D-deep, each as two m16n8 tiles. The dq pass feeds (Q, dO; K, V),
+// the dk/dv pass the transposed roles (K, V; Q, dO).
+template <int D>
+__device__ __forceinline__ void scores_and_dp(float s[2][4], float dp[2][4], const uint16_t* a1, const uint16_t* a2,
+                                              const uint16_t* b1, const uint16_t* b2, int row, int col, int g, int t) {
+#pragma unroll
+  for (int kk = 0; kk < D / 16; kk++) {
+    uint32_t fa1[4], fa2[4];
+    a_fragment<D>(fa1, a1, row, kk, g, t);
+    a_fragment<D>(fa2, a2, row, kk, g, t);
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      uint32_t fb1[2], fb2[2];
+      b_fragment(fb1, b1, D, col + j * 8, kk * 16, g, t);
+      b_fragment(fb2, b2, D, col + j * 8, kk * 16, g, t);
+      mma_m16n8k16_bf16(s[j], fa1, fb1, s[j]);
+      mma_m16n8k16_bf16(dp[j], fa2, fb2, dp[j]);
+    }
+  }
+}
+
 template <int D>
 constexpr int bwd_dq_smem_bytes() { return (2 * kBwdRows * D + 3 * kBwdCols * D) * static_cast<int>(sizeof(uint16_t)); }
 
@@ -247,7 +269,7 @@ constexpr int bwd_dq_smem_bytes() { return (2 * kBwdRows * D + 3 * kBwdCols * D)
 template <int D>
 __global__ void __launch_bounds__(kThreads, 2) attention_dq_mma_kernel(AttentionBackwardArgs b, const float* delta,
                                                                          int64_t blocks_per_seq) {
-  constexpr int kSteps = D / 16, kOutTiles = D / 8;
+  constexpr int kOutTiles = D / 8;
   const AttentionForwardArgs& a = b.fwd;
   TALARIA_DYNAMIC_SHARED(uint16_t, smem);
   uint16_t* q_s = smem;                     // [64 queries][D], times scale
@@ -285,20 +307,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_dq_mma_kernel(Attention
     __syncthreads();
     for (int c = 0; c < kBwdCols / 16 && c * 16 < keys; c++) {  // 16-key chunks
       float s[2][4] = {}, dp[2][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < kSteps; kk++) {
-        uint32_t qa[4], doa[4];
-        a_fragment<D>(qa, q_s, warp * 16, kk, g, t);
-        a_fragment<D>(doa, do_s, warp * 16, kk, g, t);
-#pragma unroll
-        for (int j = 0; j < 2; j++) {
-          uint32_t kf[2], vf[2];
-          b_fragment(kf, k_s, D, c * 16 + j * 8, kk * 16, g, t);
-          b_fragment(vf, v_s, D, c * 16 + j * 8, kk * 16, g, t);
-          mma_m16n8k16_bf16(s[j], qa, kf, s[j]);
-          mma_m16n8k16_bf16(dp[j], doa, vf, dp[j]);
-        }
-      }
+      scores_and_dp<D>(s, dp, q_s, do_s, k_s, v_s, warp * 16, c * 16, g, t);
       // P from lse (masked: keys past the tile, rows past the sequence, the causal limit), dS into s.
 #pragma unroll
       for (int half = 0; half < 2; half++) {
@@ -345,7 +354,7 @@ constexpr int bwd_dkv_smem_bytes() {
 template <int D>
 __global__ void __launch_bounds__(kThreads, 2) attention_dkv_mma_kernel(AttentionBackwardArgs b, const float* delta,
                                                                           int64_t blocks_per_seq) {
-  constexpr int kSteps = D / 16, kOutTiles = D / 8;
+  constexpr int kOutTiles = D / 8;
   const AttentionForwardArgs& a = b.fwd;
   TALARIA_DYNAMIC_SHARED(uint16_t, smem);
   uint16_t* k_s = smem;                      // [64 keys][D]
@@ -385,20 +394,7 @@ __global__ void __launch_bounds__(kThreads, 2) attention_dkv_mma_kernel(Attentio
       __syncthreads();
       for (int c = 0; c < kBwdCols / 16 && c * 16 < queries; c++) {  // 16-query chunks
         float s[2][4] = {}, dp[2][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < kSteps; kk++) {
-          uint32_t ka[4], va[4];
-          a_fragment<D>(ka, k_s, warp * 16, kk, g, t);
-          a_fragment<D>(va, v_s, warp * 16, kk, g, t);
-#pragma unroll
-          for (int j = 0; j < 2; j++) {
-            uint32_t qf[2], dof[2];
-            b_fragment(qf, q_s, D, c * 16 + j * 8, kk * 16, g, t);
-            b_fragment(dof, do_s, D, c * 16 + j * 8, kk * 16, g, t);
-            mma_m16n8k16_bf16(s[j], ka, qf, s[j]);
-            mma_m16n8k16_bf16(dp[j], va, dof, dp[j]);
-          }
-        }
+        scores_and_dp<D>(s, dp, k_s, v_s, q_s, do_s, warp * 16, c * 16, g, t);
         // P^T from lse (masked: keys past the sequence, queries past the tile, the causal limit), dS^T into dp.
 #pragma unroll
         for (int half = 0; half < 2; half++) {
