@@ -52,6 +52,9 @@ export interface NativeTensor {
   toArray(): Float32Array | Int32Array | Uint8Array;
   to(device: string): NativeTensor;
   dispose(): void;
+  view(shape: number[], offset?: number): NativeTensor;
+  zero(): NativeTensor;
+  copyFrom(src: unknown): NativeTensor;
 }
 
 export interface NativeTensorClass {

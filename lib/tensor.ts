@@ -93,6 +93,34 @@ export class Tensor {
     return new Tensor(this[NATIVE].to(device));
   }
 
+  /**
+   * A tensor over `shape` elements of this one's memory, starting `offset` elements in (default 0):
+   * writes through either are seen by both, and the view keeps the memory alive. Use it to reshape, or
+   * to address one parameter inside a model's flat buffer. Throws ERR_TALARIA_RANGE when it does not fit.
+   *
+   * @example
+   * const flat = Tensor.empty([12], 'f32');
+   * const w = flat.view([2, 3], 6); // elements 6..11 as a 2x3 matrix
+   */
+  view(shape: number[], offset = 0): Tensor {
+    return new Tensor(this[NATIVE].view(shape, offset));
+  }
+
+  /** Sets every element to zero, in place; returns this tensor. */
+  zero(): this {
+    this[NATIVE].zero();
+    return this;
+  }
+
+  /**
+   * Copies `src` (a Tensor on any device, or a typed array of this dtype) into this tensor, in place;
+   * element counts must match (shapes may differ). Returns this tensor.
+   */
+  copyFrom(src: Tensor | SupportedTypedArray): this {
+    this[NATIVE].copyFrom(Tensor.toNative(src));
+    return this;
+  }
+
   /** Frees the memory now (a running async kernel keeps what it uses until it finishes). Idempotent. */
   dispose(): void {
     this[NATIVE].dispose();

@@ -66,6 +66,69 @@ describe.each(backendsUnderTest)('Tensor on $backend ($device)', ({ device }) =>
   });
 });
 
+describe.each(backendsUnderTest)('views, zero() and copyFrom() on $backend ($device)', ({ device }) => {
+  it('view() shares memory both ways, at an offset and with a new shape', () => {
+    const data = randomF32(new Rng(11), 24);
+    const flat = Tensor.from(data, { device });
+    const w = flat.view([2, 3], 6);
+    expectTensor(w, 'f32', [2, 3], device);
+    expectBitwiseEqual(w.toArray(), data.subarray(6, 12));
+    const patch = randomF32(new Rng(12), 6);
+    w.copyFrom(patch); // through the view into the flat buffer
+    const expected = data.slice();
+    expected.set(patch, 6);
+    expectBitwiseEqual(flat.toArray(), expected);
+    const inner = w.view([2], 3); // a view of a view keeps counting from its own start
+    expectBitwiseEqual(inner.toArray(), patch.subarray(3, 5));
+    flat.dispose(); // the views keep the memory alive
+    expectBitwiseEqual(w.toArray(), patch);
+    w.dispose();
+    inner.dispose();
+  });
+
+  it('zero() clears only the view it is called on', () => {
+    const data = randomF32(new Rng(13), 10).map((x) => x + 2); // no zeros to begin with
+    const flat = Tensor.from(data, { device });
+    expect(flat.view([4], 3).zero()).toBeInstanceOf(Tensor);
+    const expected = data.slice();
+    expected.fill(0, 3, 7);
+    expectBitwiseEqual(flat.toArray(), expected);
+    flat.dispose();
+  });
+
+  it('copyFrom() takes a typed array or a tensor on another device, and returns the target', () => {
+    const data = randomF32(new Rng(14), 12);
+    const target = Tensor.empty([3, 4], 'f32', device);
+    expect(target.copyFrom(data)).toBe(target);
+    expectBitwiseEqual(target.toArray(), data);
+    const other = Tensor.from(randomF32(new Rng(15), 12), { device: 'cpu', shape: [12] });
+    target.copyFrom(other);
+    expectBitwiseEqual(target.toArray(), other.toArray());
+    const ints = Tensor.empty([5], 'i32', device).copyFrom(new Int32Array([1, -2, 3, -4, 5]));
+    expectBitwiseEqual(ints.toArray(), new Int32Array([1, -2, 3, -4, 5]));
+    for (const t of [target, other, ints]) t.dispose();
+  });
+
+  it('rejects views that do not fit, and copies of the wrong size or dtype', () => {
+    const flat = Tensor.empty([10], 'f32', device);
+    expectThrows(() => flat.view([4], 7), 'ERR_TALARIA_RANGE', 'do not fit');
+    expectThrows(() => flat.view([11]), 'ERR_TALARIA_RANGE', 'do not fit');
+    expectThrows(() => flat.view([2], -1), 'ERR_TALARIA_RANGE', 'offset');
+    expectThrows(() => flat.view([2], 1.5), 'ERR_TALARIA_RANGE', 'offset');
+    expectThrows(() => flat.view([2], '1' as never), 'ERR_TALARIA_RANGE', 'offset');
+    expectThrows(() => flat.view([-1]), 'ERR_TALARIA_SHAPE', 'shape');
+    expectThrows(() => flat.view('x' as never), 'ERR_TALARIA_SHAPE', 'shape');
+    expectThrows(() => flat.view([2], 1).view([3], 8), 'ERR_TALARIA_RANGE', 'do not fit');
+    expectThrows(() => flat.copyFrom(new Float32Array(9)), 'ERR_TALARIA_SHAPE', '10 elements');
+    expectThrows(() => flat.copyFrom(new Int32Array(10)), 'ERR_TALARIA_DTYPE', 'src');
+    expectThrows(() => flat.copyFrom(null as never), 'ERR_TALARIA_DTYPE', 'src');
+    flat.dispose();
+    expectThrows(() => flat.view([1]), 'ERR_TALARIA_DISPOSED', 'view');
+    expectThrows(() => flat.zero(), 'ERR_TALARIA_DISPOSED', 'zero');
+    expectThrows(() => flat.copyFrom(new Float32Array(10)), 'ERR_TALARIA_DISPOSED', 'copyFrom');
+  });
+});
+
 describe('Tensor defaults and zero-copy views', () => {
   it('from() defaults to shape [length] on cpu', () => {
     const data = randomF32(new Rng(6), 9);

@@ -19,6 +19,9 @@ Napi::Function AddonTensor::define_class(Napi::Env env) {
                          InstanceMethod<&AddonTensor::to_array>("toArray"),
                          InstanceMethod<&AddonTensor::to_device>("to"),
                          InstanceMethod<&AddonTensor::dispose>("dispose"),
+                         InstanceMethod<&AddonTensor::view>("view"),
+                         InstanceMethod<&AddonTensor::zero>("zero"),
+                         InstanceMethod<&AddonTensor::copy_from>("copyFrom"),
                      });
 }
 
@@ -141,6 +144,45 @@ Napi::Value AddonTensor::to_device(const Napi::CallbackInfo& info) {
     if (info[0].IsUndefined()) fail(ErrorCode::Device, "device: expected a device string ('cpu', 'cuda' or 'cuda:N'), got undefined");
     Device device = parse_device(info[0], "device");
     return create(info.Env(), tensor.to(device));
+  });
+}
+
+// tensor.view(shape, offset = 0): shares this tensor's memory (and keeps it, or the typed array it
+// borrows, alive).
+Napi::Value AddonTensor::view(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const Tensor& tensor = this->tensor("view");
+    std::vector<int64_t> shape = parse_shape(info[0], "shape");
+    int64_t offset = 0;
+    if (!info[1].IsUndefined()) {
+      if (!info[1].IsNumber()) fail(ErrorCode::Range, "offset: expected a non-negative integer, got " + describe(info[1]));
+      double value = info[1].As<Napi::Number>().DoubleValue();
+      if (!(value >= 0 && value <= kMaxSafeInteger && value == static_cast<double>(static_cast<int64_t>(value))))
+        fail(ErrorCode::Range, "offset: expected a non-negative integer, got " + describe(info[1]));
+      offset = static_cast<int64_t>(value);
+    }
+    return create(info.Env(), tensor.view(offset, shape), backing());
+  });
+}
+
+Napi::Value AddonTensor::zero(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Tensor tensor = this->tensor("zero");
+    tensor.zero();
+    return info.This();
+  });
+}
+
+// tensor.copyFrom(src): src is a Tensor (any device) or a typed array of the same dtype and element count.
+Napi::Value AddonTensor::copy_from(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Tensor tensor = this->tensor("copyFrom");
+    TensorArg source = tensor_arg(info[0], "src", tensor.dtype());
+    if (source.tensor.numel() != tensor.numel())
+      fail(ErrorCode::Shape, "src: expected " + std::to_string(tensor.numel()) + " elements (like " +
+                                 tensor.shape_string() + "), got " + std::to_string(source.tensor.numel()));
+    tensor.copy_from(source.tensor);
+    return info.This();
   });
 }
 

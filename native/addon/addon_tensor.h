@@ -35,6 +35,9 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
   Napi::Value to_array(const Napi::CallbackInfo& info);
   Napi::Value to_device(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
+  Napi::Value view(const Napi::CallbackInfo& info);
+  Napi::Value zero(const Napi::CallbackInfo& info);
+  Napi::Value copy_from(const Napi::CallbackInfo& info);
 
   Tensor tensor_;
   // Kept after dispose() so shape/dtype/device stay readable.

@@ -94,4 +94,17 @@ void device_copy(void* dst, Device dst_device, const void* src, Device src_devic
 #endif
 }
 
+void device_zero(Device device, void* ptr, size_t bytes) {
+  if (bytes == 0) return;
+  if (device.is_cpu()) {
+    std::memset(ptr, 0, bytes);
+    return;
+  }
+#ifdef TALARIA_WITH_CUDA
+  cuda::memset_zero(device.index, ptr, bytes);
+#else
+  require_cpu(device);
+#endif
+}
+
 }  // namespace talaria

@@ -46,6 +46,8 @@ void* device_alloc(Device device, size_t bytes);
 void device_free(Device device, void* ptr);
 // Copies bytes between any two devices (host<->device, device<->device, host<->host).
 void device_copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+// Sets `bytes` bytes at `ptr` to zero.
+void device_zero(Device device, void* ptr, size_t bytes);
 
 #ifdef TALARIA_WITH_CUDA
 namespace cuda {
@@ -56,6 +58,7 @@ void* malloc(int device, size_t bytes);
 void free(int device, void* ptr);
 enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice };
 void memcpy(int device, void* dst, const void* src, size_t bytes, CopyKind kind);
+void memset_zero(int device, void* ptr, size_t bytes);
 }  // namespace cuda
 #endif
 

@@ -77,6 +77,21 @@ void Tensor::copy_from(const Tensor& src) {
   device_copy(data(), device(), src.data(), src.device(), nbytes());
 }
 
+void Tensor::zero() { device_zero(device(), data(), nbytes()); }
+
+Tensor Tensor::view(int64_t offset, const std::vector<int64_t>& shape) const {
+  TALARIA_CHECK(defined(), Shape, "view: the tensor has no storage");
+  const int64_t count = shape_numel(shape);
+  const int64_t available = static_cast<int64_t>((storage_->bytes() - offset_bytes_) / dtype_size(dtype_));
+  if (offset < 0 || offset > available || count > available - offset)
+    throw Error(ErrorCode::Range, "view: " + std::to_string(count) + " elements at offset " + std::to_string(offset) +
+                                      " do not fit in the " + std::to_string(available) + " elements of the tensor");
+  Tensor t = *this;
+  t.shape_ = shape;
+  t.offset_bytes_ = offset_bytes_ + static_cast<size_t>(offset) * dtype_size(dtype_);
+  return t;
+}
+
 std::string Tensor::shape_string() const {
   std::string s = "[";
   for (size_t i = 0; i < shape_.size(); i++) s += (i ? ", " : "") + std::to_string(shape_[i]);

@@ -46,7 +46,7 @@ class Tensor {
   static Tensor borrow(void* data, const std::vector<int64_t>& shape, DType dtype, Device device);
 
   bool defined() const { return storage_ != nullptr; }
-  void* data() const { return storage_ ? storage_->data() : nullptr; }
+  void* data() const { return storage_ ? static_cast<char*>(storage_->data()) + offset_bytes_ : nullptr; }
   template <class T>
   T* data_as() const { return static_cast<T*>(data()); }
 
@@ -61,6 +61,12 @@ class Tensor {
   Tensor to(Device device) const;
   // Copies `src` (same dtype and element count, any device) into this tensor.
   void copy_from(const Tensor& src);
+  // Sets every element to zero (all-zero bytes is 0 for f32, i32 and u8).
+  void zero();
+  // A tensor sharing this one's storage: `shape` elements starting `offset` elements in. Throws
+  // ERR_TALARIA_RANGE when they do not fit. Parameters of a model are views into one flat buffer, so a
+  // single kernel call can update, clip or zero all of them.
+  Tensor view(int64_t offset, const std::vector<int64_t>& shape) const;
 
   std::string shape_string() const;  // "[64, 1024]"
 
@@ -68,6 +74,7 @@ class Tensor {
   std::shared_ptr<Storage> storage_;
   std::vector<int64_t> shape_;
   DType dtype_ = DType::F32;
+  size_t offset_bytes_ = 0;  // where a view starts inside its storage
 };
 
 // Checked element count of a shape: rejects negative sizes and products that overflow int64.

@@ -82,5 +82,12 @@ void memcpy(int device, void* dst, const void* src, size_t bytes, CopyKind kind)
   TALARIA_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cuda_kind));
 }
 
+// On the default stream, like every launch, so the kernels after it see zeros.
+void memset_zero(int device, void* ptr, size_t bytes) {
+  if (bytes == 0) return;
+  TALARIA_CUDA_CHECK(cudaSetDevice(device));
+  TALARIA_CUDA_CHECK(cudaMemset(ptr, 0, bytes));
+}
+
 }  // namespace cuda
 }  // namespace talaria
