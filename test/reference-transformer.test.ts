@@ -3,7 +3,8 @@
 // tensor (tied and untied embeddings, GQA, MHA and MQA, with and without q/k/v and o biases, each head
 // combination, packed sequences with lengths 0 and 1); packing invariance; causality; GQA equal to MHA
 // with repeated kv weights (repeat_kv); tied equal to untied with a copied head; layer 0 against the
-// independent attention and RoPE references; refCrossEntropy; and bad input.
+// independent attention and RoPE references; a two-token forward spelled out from the HF formulas;
+// refCrossEntropy; and bad input.
 //
 // Finite-difference tolerance: central differences with step 1e-5 in f64 carry a truncation error of
 // ~h^2 |L'''| ~ 1e-10 and a rounding error of ~eps |L| / h ~ 1e-10 (|L| ~ 10), so each sampled element
@@ -339,6 +340,57 @@ describe('refForward semantics', () => {
     const attention = attentionForwardReference({ q, k, v, cuSeqlens, numHeads: H, numKvHeads: Hkv, headDim: Dh });
     expectClose(o, attention.o, { rel: 1e-6 });
     expect(maxAbs(o)).toBeGreaterThan(0.1);
+  });
+
+  it('a two-token sequence through one layer equals the HF formulas spelled out token by token', () => {
+    // Written from the HF modelling code with plain arrays, independent of the reference's loops: a
+    // different shape of the same math catches swapped gate/up, a misplaced eps, a dropped residual.
+    const cfg = { ...baseConfig, numLayers: 1, ropeTheta: 100 };
+    const { hiddenSize: d, numHeads: H, numKvHeads: Hkv, headDim: Dh, rmsNormEps: eps } = cfg;
+    const params = randomRefParameters(cfg, BOTH, new Rng(21));
+    const W = (name: string) => Array.from(params.get(name)!);
+    const L = (suffix: string) => W(`model.layers.0.${suffix}`);
+    const matVec = (w: number[], x: number[], b?: number[]) =>
+      Array.from({ length: w.length / x.length }, (_, r) => x.reduce((s, xi, i) => s + w[r * x.length + i] * xi, b ? b[r] : 0));
+    const norm = (x: number[], w: number[]) => {
+      const rms = Math.sqrt(x.reduce((s, xi) => s + xi * xi, 0) / x.length + eps);
+      return x.map((xi, i) => (xi / rms) * w[i]);
+    };
+    const add = (x: number[], y: number[]) => x.map((xi, i) => xi + y[i]);
+    const headOf = (x: number[], h: number) => x.slice(h * Dh, (h + 1) * Dh);
+    const rotate = (x: number[], pos: number) => x.map((_, i) => {
+      const j = i % (Dh / 2), angle = pos * cfg.ropeTheta ** (-2 * j / Dh);
+      return i < Dh / 2 ? x[i] * Math.cos(angle) - x[i + Dh / 2] * Math.sin(angle) : x[i] * Math.cos(angle) + x[i - Dh / 2] * Math.sin(angle);
+    });
+    const ids = [7, 2];
+    const embed = W('model.embed_tokens.weight');
+    const h0 = ids.map((id) => embed.slice(id * d, (id + 1) * d));
+    const a = h0.map((x) => norm(x, L('input_layernorm.weight')));
+    const q = a.map((x) => matVec(L('self_attn.q_proj.weight'), x, L('self_attn.q_proj.bias')));
+    const k = a.map((x) => matVec(L('self_attn.k_proj.weight'), x, L('self_attn.k_proj.bias')));
+    const v = a.map((x) => matVec(L('self_attn.v_proj.weight'), x, L('self_attn.v_proj.bias')));
+    const o = [0, 1].map((t) => Array.from({ length: H }, (_, h) => {
+      const kvh = Math.floor(h / (H / Hkv));
+      const qh = rotate(headOf(q[t], h), t);
+      const scores = [0, 1].slice(0, t + 1).map((s) => rotate(headOf(k[s], kvh), s).reduce((acc, ki, i) => acc + ki * qh[i], 0) / Math.sqrt(Dh));
+      const weights = scores.map((s) => Math.exp(s) / scores.reduce((acc, r) => acc + Math.exp(r), 0));
+      return Array.from({ length: Dh }, (_, e) => weights.reduce((acc, p, s) => acc + p * headOf(v[s], kvh)[e], 0));
+    }).flat());
+    const h1 = h0.map((x, t) => add(x, matVec(L('self_attn.o_proj.weight'), o[t], L('self_attn.o_proj.bias'))));
+    const h2 = h1.map((x) => {
+      const m = norm(x, L('post_attention_layernorm.weight'));
+      const gate = matVec(L('mlp.gate_proj.weight'), m), up = matVec(L('mlp.up_proj.weight'), m);
+      const act = gate.map((g, j) => (g / (1 + Math.exp(-g))) * up[j]);
+      return add(x, matVec(L('mlp.down_proj.weight'), act));
+    });
+    const x = h2.map((hh) => norm(hh, W('model.norm.weight')));
+    const logits = x.flatMap((xt) => matVec(W('lm_head.weight'), xt));
+    const values = x.map((xt) => matVec(W('score.weight'), xt, W('score.bias'))[0]);
+
+    const got = refForward(cfg, params, BOTH, Int32Array.from(ids), cuSeqlensOf([2]));
+    expectClose(got.logits!, logits, { rel: 1e-12 });
+    expectClose(got.values!, values, { rel: 1e-12 });
+    expect(maxAbs(logits)).toBeGreaterThan(0.1);
   });
 
   it('handles an empty batch and all-empty sequences', () => {
