@@ -26,11 +26,17 @@ const I32_MAX = 2 ** 31 - 1;
 // Offsets for each sequence: 0, large ones (100000), and 'random' ones in [0, 200000].
 interface OffsetCase { what: string; lengths: number[]; H: number; D: number; offsets: (number | 'random')[]; tol?: typeof TOL }
 const offsetCases: OffsetCase[] = [
-  { what: 'one token per sequence (a decode step)', lengths: [1, 1, 1, 1, 1, 1, 1], H: 2, D: 128, offsets: [0, 100000, 3, 99999, 1, 4097, 17] },
+  {
+    what: 'one token per sequence (a decode step)', lengths: [1, 1, 1, 1, 1, 1, 1], H: 2, D: 128,
+    offsets: [0, 100000, 3, 99999, 1, 4097, 17],
+  },
   { what: 'a chunk continuing one sequence', lengths: [45], H: 3, D: 32, offsets: [100000] },
   { what: 'packed chunks, one empty', lengths: [3, 0, 17, 8], H: 1, D: 64, offsets: [0, 5, 100000, 'random'] },
   { what: 'random offsets, odd sizes', lengths: [13, 2, 29], H: 5, D: 2, offsets: ['random', 'random', 'random'] },
-  { what: 'positions up to the i32 limit', lengths: [4, 1, 6], H: 2, D: 16, offsets: [I32_MAX - 4, I32_MAX - 1, 2 ** 30], tol: { rel: 2e-6, scale: 1 } },
+  {
+    what: 'positions up to the i32 limit', lengths: [4, 1, 6], H: 2, D: 16, offsets: [I32_MAX - 4, I32_MAX - 1, 2 ** 30],
+    tol: { rel: 2e-6, scale: 1 },
+  },
 ];
 
 const cases = [
@@ -180,7 +186,10 @@ describe('rope rejects bad input', () => {
   it.each([
     ...tokenArrays(['positionOffsets'], 'i32', 2),
     { what: 'a negative offset', patch: { positionOffsets: Int32Array.from([0, -1]) }, code: RANGE, arg: 'positionOffsets[1]' },
-    { what: 'offset + seqlen past 2^31 - 1', patch: { positionOffsets: Int32Array.from([0, I32_MAX - 2]) }, code: RANGE, arg: 'positionOffsets[1]' },
+    {
+      what: 'offset + seqlen past 2^31 - 1', patch: { positionOffsets: Int32Array.from([0, I32_MAX - 2]) }, code: RANGE,
+      arg: 'positionOffsets[1]',
+    },
     { what: 'an offset of 2^31 - 1', patch: { positionOffsets: Int32Array.from([I32_MAX, 0]) }, code: RANGE, arg: 'positionOffsets[0]' },
     { what: 'out over positionOffsets', patch: outOverOffsets(), code: RANGE, arg: 'out' },
   ])('positionOffsets: $what', async ({ patch, code, arg }) => {
@@ -188,10 +197,12 @@ describe('rope rejects bad input', () => {
     expectThrows(() => ropeBackward({ ...good, ...patch } as never), code, arg);
     await expectRejects(() => ropeForwardAsync({ ...good, ...patch } as never), code, arg);
   });
-  it('accepts offsets right at the limit: offset + seqlen = 2^31 - 1', () => {
+  it('accepts offsets right at the limit (offset + seqlen = 2^31 - 1) and an empty batch', () => {
     const positionOffsets = Int32Array.from([I32_MAX - 2, I32_MAX - 3]);
     const y = ropeForward({ ...good, positionOffsets });
     expectClose(y, ropeReference(x, cuSeqlens, H, D, 10000, false, positionOffsets), { rel: 2e-6, scale: 1 });
+    const empty = ropeForward({ x: new Float32Array(0), cuSeqlens: Int32Array.from([0]), positionOffsets: new Int32Array(0), numHeads: H, headDim: D });
+    expect(empty.length).toBe(0);
   });
   it('rejects an out that partly overlaps x', () => {
     const buffer = new Float32Array(6 * H * D);

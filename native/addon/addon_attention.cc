@@ -246,8 +246,8 @@ struct RopeCall : KernelCall {
 // given; `backward` applies the inverse rotation (the gradient). out may be x.
 std::unique_ptr<KernelCall> prepare_rope(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) fail(ErrorCode::DType, "rope: expected an object {x, cuSeqlens, ...}, got " + describe(info[0]));
-  Napi::Object input = options_object(info[0], "rope", {"x", "cuSeqlens", "positionOffsets", "theta", "numHeads", "headDim",
-                                                          "backward", "out"});
+  Napi::Object input = options_object(info[0], "rope", {"x", "cuSeqlens", "positionOffsets", "theta", "numHeads",
+                                                          "headDim", "backward", "out"});
   auto call = std::make_unique<RopeCall>();
   call->x = rows_arg(input.Get("x"), "x", DType::F32, {size_option(input, "numHeads"), size_option(input, "headDim")},
                      {"numHeads", "headDim"});

@@ -1,7 +1,8 @@
 // Attention kernels on every backend of this build: the CUDA (or emulated) forward against the CPU
 // forward over packed, GQA and cross-length causal problems; the backward likewise; RoPE on CUDA against
-// the CPU, in place and with position offsets included; KV-cache append and split-KV decode against the CPU. The float64 oracle lives in
-// test/reference/attention.ts; here the CPU kernel (checked against it by vitest) is the reference.
+// the CPU, in place and with position offsets included; KV-cache append and split-KV decode against the
+// CPU. The float64 oracle lives in test/reference/attention.ts; here the CPU kernel (checked against it by
+// vitest) is the reference.
 //
 // Tolerances: the CUDA forward multiplies on bf16 tensor cores (q * scale, k, P and v rounded to bf16,
 // 2^-9 relative each; f32 accumulation). A score moves by at most 2^-8 * scale * sum_d |q_d k_d|, a few
