@@ -102,8 +102,15 @@ export async function attentionBackwardAsync<T extends F32>(input: AttentionBack
 export interface RopeInput<T extends F32> {
   /** f32 [N, H, D] (q or k; a typed array needs numHeads and headDim). D must be even. */
   x: T;
-  /** Packing i32[B+1]: a token's position is its index within its sequence. */
+  /** Packing i32[B+1]: a token's position is its index within its sequence (plus its positionOffsets entry). */
   cuSeqlens: I32;
+  /**
+   * i32[B] on x's device: sequence b's tokens start at position positionOffsets[b] instead of 0, so token
+   * i of sequence b sits at positionOffsets[b] + (i - cuSeqlens[b]). For KV-cache decoding: a decode step
+   * passes the cache's cacheSeqlens before the append, a chunked prefill the chunk's start. Each offset
+   * must be >= 0, with offset + seqlen <= 2^31 - 1 (ERR_TALARIA_RANGE). Default: all 0.
+   */
+  positionOffsets?: I32;
   /** Frequency base, > 1. Default 10000. */
   theta?: number;
   numHeads?: number;
@@ -120,6 +127,15 @@ export interface RopeInput<T extends F32> {
  * @example
  * // Rotate q [N, H, D] in place before attentionForward.
  * ropeForward({ x: q, cuSeqlens, numHeads: H, headDim: D, out: q });
+ *
+ * @example
+ * // A decode step: one new token per sequence (q [B, H, D], k and v [B, Hkv, D]) sits right after the
+ * // tokens its sequence has cached, so rotate q and k at the cache lengths before kvCacheAppend grows them.
+ * const oneEach = Int32Array.from({ length: B + 1 }, (_, b) => b);
+ * ropeForward({ x: q, cuSeqlens: oneEach, positionOffsets: cacheSeqlens, numHeads: H, headDim: D, out: q });
+ * ropeForward({ x: k, cuSeqlens: oneEach, positionOffsets: cacheSeqlens, numHeads: Hkv, headDim: D, out: k });
+ * kvCacheAppend({ cacheK, cacheV, cacheSeqlens, k, v, cuSeqlens: oneEach, ...sizes });
+ * const { o } = attentionDecode({ q, cacheK, cacheV, cacheSeqlens, ...sizes });
  */
 export function ropeForward<T extends F32>(input: RopeInput<T>): T {
   return wrapResult(getAddon().rope(nativeArgs(input)));

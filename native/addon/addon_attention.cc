@@ -234,17 +234,20 @@ std::unique_ptr<KernelCall> prepare_attention_backward(const Napi::CallbackInfo&
 
 struct RopeCall : KernelCall {
   TensorArg x, cu, y;
-  std::vector<int32_t> cu_host;
+  std::optional<TensorArg> offsets;
+  std::vector<int32_t> cu_host, offsets_host;
   RopeArgs args{};
   void execute() override { rope(x.tensor.device(), args); }
   Napi::Value result(Napi::Env env) override { return output_value(env, y); }
 };
 
-// rope({x, cuSeqlens, theta?, numHeads?, headDim?, backward?, out?}): x [N, H, D] rotated by each token's
-// position within its sequence; `backward` applies the inverse rotation (the gradient). out may be x.
+// rope({x, cuSeqlens, positionOffsets?, theta?, numHeads?, headDim?, backward?, out?}): x [N, H, D] rotated
+// by each token's position within its sequence, plus the sequence's entry of positionOffsets i32[B] when
+// given; `backward` applies the inverse rotation (the gradient). out may be x.
 std::unique_ptr<KernelCall> prepare_rope(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) fail(ErrorCode::DType, "rope: expected an object {x, cuSeqlens, ...}, got " + describe(info[0]));
-  Napi::Object input = options_object(info[0], "rope", {"x", "cuSeqlens", "theta", "numHeads", "headDim", "backward", "out"});
+  Napi::Object input = options_object(info[0], "rope", {"x", "cuSeqlens", "positionOffsets", "theta", "numHeads",
+                                                          "headDim", "backward", "out"});
   auto call = std::make_unique<RopeCall>();
   call->x = rows_arg(input.Get("x"), "x", DType::F32, {size_option(input, "numHeads"), size_option(input, "headDim")},
                      {"numHeads", "headDim"});
@@ -256,21 +259,42 @@ std::unique_ptr<KernelCall> prepare_rope(const Napi::CallbackInfo& info) {
   call->cu = tensor_arg(input.Get("cuSeqlens"), "cuSeqlens", DType::I32);
   require_same_device(call->cu, "cuSeqlens", device);
   call->cu_host = checked_offsets(call->cu, "cuSeqlens", shape[0], "N (the rows of x)");
+  const int64_t num_seqs = static_cast<int64_t>(call->cu_host.size()) - 1;
+  call->offsets = optional_input_arg(input, "positionOffsets", DType::I32, num_seqs, device,
+                                     "one offset per sequence (cuSeqlens.length - 1)");
+  if (call->offsets) {
+    call->offsets_host = host_int32(call->offsets->tensor);
+    for (int64_t b = 0; b < num_seqs; b++) {
+      // Every position, offset + (t - cuSeqlens[b]) up to offset + seqlen - 1, must fit an i32; the bound
+      // keeps offset + seqlen itself (the next chunk's offset) representable too.
+      const int64_t seqlen = call->cu_host[b + 1] - call->cu_host[b];
+      const int64_t offset = call->offsets_host[b];
+      if (offset < 0 || offset + seqlen > static_cast<int64_t>(kMaxInt32))
+        fail(ErrorCode::Range, "positionOffsets[" + std::to_string(b) + "]: expected an offset in [0, 2^31 - 1 - " +
+                                   std::to_string(seqlen) + "] (sequence " + std::to_string(b) + " has " +
+                                   std::to_string(seqlen) + " tokens and its positions must fit an i32), got " +
+                                   std::to_string(offset));
+    }
+  }
   RopeArgs& a = call->args;
   a.theta = number_option(input, "theta", 10000.0, 1.0, kFloatMax, false);
   a.inverse = boolean_option(input, "backward", false);
   call->y = shaped_like(info.Env(), input.Get("out"), "out", call->x, "x", call->x.from_handle);
   require_disjoint(call->y, "out", call->x, "x", true);
   require_disjoint(call->y, "out", call->cu, "cuSeqlens");
+  if (call->offsets) require_disjoint(call->y, "out", *call->offsets, "positionOffsets");
   for (const TensorArg* arg : {&call->x, &call->cu, &call->y}) call->hold(*arg);
+  call->hold(call->offsets);
   a.x = call->x.tensor.data_as<const float>();
   a.y = call->y.tensor.data_as<float>();
   a.cu_seqlens = device.is_cpu() ? call->cu_host.data() : call->cu.tensor.data_as<const int32_t>();
-  a.num_seqs = static_cast<int64_t>(call->cu_host.size()) - 1;
+  a.num_seqs = num_seqs;
   a.total = shape[0];
   a.max_seqlen = longest_segment(call->cu_host);
   a.heads = static_cast<int>(shape[1]);
   a.head_dim = static_cast<int>(shape[2]);
+  if (call->offsets)  // the CPU reads the validated copy (as cu_seqlens), CUDA the device tensor
+    a.position_offsets = device.is_cpu() ? call->offsets_host.data() : call->offsets->tensor.data_as<const int32_t>();
   return call;
 }
 

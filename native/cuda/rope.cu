@@ -1,5 +1,6 @@
 // Rotary position embedding on the GPU (attention.h, RopeArgs): one thread per (token, head, pair i).
 // The thread finds its sequence by binary search over cu_seqlens (B + 1 offsets, cached in L1), computes
+// its position (plus its sequence's position offset, read from device memory, when there are offsets),
 // its angle and cos/sin in f64 (as the CPU does, then rounded to f32), and rotates its pair in place or
 // into y. Bandwidth-bound: N * H * D * 8 bytes; the f64 sincos per pair is hidden behind the memory on
 // A100/H100 (half-rate f64), and 64-bit indices cover N * H * D >= 2^31.
@@ -23,7 +24,8 @@ __global__ void rope_kernel(RopeArgs a) {
       const int64_t mid = (lo + hi) / 2;
       if (a.cu_seqlens[mid] <= t) lo = mid; else hi = mid;
     }
-    const double angle = static_cast<double>(t - a.cu_seqlens[lo]) * pow(a.theta, -2.0 * i / a.head_dim);
+    const int64_t offset = a.position_offsets ? a.position_offsets[lo] : 0;
+    const double angle = static_cast<double>(offset + t - a.cu_seqlens[lo]) * pow(a.theta, -2.0 * i / a.head_dim);
     const float c = static_cast<float>(cos(angle));
     const float s = static_cast<float>(a.inverse ? -sin(angle) : sin(angle));
     const float* x = a.x + row * a.head_dim;

@@ -106,15 +106,16 @@ export function attentionBackwardReference(input: AttentionReferenceInput, dO: A
 }
 
 /**
- * Rotary position embedding in f64 (rotate-half): position = index within the sequence. `inverse` rotates
+ * Rotary position embedding in f64 (rotate-half): position = positionOffsets[b] (0 when absent) + index
+ * within the sequence. `inverse` rotates
  * the other way, which is the gradient (the rotation is orthogonal). theta is used as given (f64).
  */
 export function ropeReference(x: ArrayLike<number>, cuSeqlens: ArrayLike<number>, H: number, D: number,
-  theta = 10000, inverse = false): Float64Array {
+  theta = 10000, inverse = false, positionOffsets?: ArrayLike<number>): Float64Array {
   const y = new Float64Array(x.length), half = D / 2;
   for (let b = 0; b + 1 < cuSeqlens.length; b++) {
     for (let t = cuSeqlens[b]; t < cuSeqlens[b + 1]; t++) {
-      const p = t - cuSeqlens[b];
+      const p = (positionOffsets ? positionOffsets[b] : 0) + t - cuSeqlens[b];
       for (let h = 0; h < H; h++) {
         const at = (t * H + h) * D;
         for (let i = 0; i < half; i++) {

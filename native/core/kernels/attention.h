@@ -58,7 +58,8 @@ struct AttentionBackwardArgs {
 };
 
 // Rotary position embedding (rotate-half, as GPT-NeoX and Llama), applied to q or k [N, H, D] before
-// attention. Token t of a sequence sits at position p = t - cu_seqlens[b]; for i < D/2, with
+// attention. Token t of sequence b sits at position p = position_offsets[b] + t - cu_seqlens[b] (offset 0
+// when position_offsets is null); for i < D/2, with
 // angle = p * theta^(-2i/D) computed in f64 and cos/sin rounded to f32:
 //   y_i = x_i cos - x_{i+D/2} sin,  y_{i+D/2} = x_{i+D/2} cos + x_i sin.
 // The backward is the inverse rotation (sin negated): dx = R^T dy. y may be x itself (in place).
@@ -73,6 +74,10 @@ struct RopeArgs {
   int head_dim;               // D, even
   double theta;               // base, > 1
   bool inverse;               // true for the backward
+  // [B] or nullptr (then 0): token t of sequence b sits at position position_offsets[b] + t - cu_seqlens[b]
+  // (a decode step's or a prefill chunk's tokens continue a cached sequence). The addon has checked each
+  // offset >= 0 and offset + seqlen <= 2^31 - 1. Host memory for the CPU, device memory for CUDA.
+  const int32_t* position_offsets;
 };
 
 // KV cache for decoding: cache_k and cache_v [B, Lmax, Hkv, D]; sequence b holds cache_seqlens[b] tokens

@@ -1,7 +1,8 @@
 // Attention kernels on every backend of this build: the CUDA (or emulated) forward against the CPU
 // forward over packed, GQA and cross-length causal problems; the backward likewise; RoPE on CUDA against
-// the CPU, in place included; KV-cache append and split-KV decode against the CPU. The float64 oracle lives in
-// test/reference/attention.ts; here the CPU kernel (checked against it by vitest) is the reference.
+// the CPU, in place and with position offsets included; KV-cache append and split-KV decode against the
+// CPU. The float64 oracle lives in test/reference/attention.ts; here the CPU kernel (checked against it by
+// vitest) is the reference.
 //
 // Tolerances: the CUDA forward multiplies on bf16 tensor cores (q * scale, k, P and v rounded to bf16,
 // 2^-9 relative each; f32 accumulation). A score moves by at most 2^-8 * scale * sum_d |q_d k_d|, a few
@@ -123,6 +124,34 @@ TEST(rope_cuda_matches_cpu_in_place_too) {
       results.push_back(download<float>(in));
     }
     CHECK(compare("rope", results[1], results[0], false, 1e-6) == 0);
+  }
+}
+
+// Position offsets (KV-cache decoding), which CUDA reads from device memory: a decode step (one token per
+// sequence at scattered positions, up to the i32 limit: the CPU's table then has one row per token) and
+// prefill chunks continuing their sequences (the CPU's table spans positions [100, 131)).
+TEST(rope_position_offsets_cuda_matches_cpu) {
+  if (!has_cuda()) NOT_APPLICABLE("no CUDA device in this build");
+  Rng rng(604);
+  struct Case { std::vector<int32_t> cu, offsets; int64_t max_seqlen; };
+  const Case cases[] = {{{0, 1, 2, 3, 4}, {0, 100000, 7, 2147483646}, 1}, {{0, 30, 30, 41}, {100, 5, 120}, 30}};
+  const int heads = 2, d = 32;
+  for (const Case& c : cases) {
+    const std::vector<float> x = rng.normals(static_cast<size_t>(c.cu.back()) * heads * d, 1.0f);
+    for (bool inverse : {false, true}) {
+      std::vector<std::vector<float>> results;
+      for (Device device : backends()) {
+        Tensor in = upload(x, device), out = upload(x, device), cu_dev = upload(c.cu, device);
+        Tensor offsets_dev = upload(c.offsets, device);
+        const bool cpu = device.is_cpu();
+        RopeArgs a{in.data_as<const float>(), out.data_as<float>(), cpu ? c.cu.data() : cu_dev.data_as<const int32_t>(),
+                   static_cast<int64_t>(c.offsets.size()), c.cu.back(), c.max_seqlen, heads, d, 10000.0, inverse,
+                   cpu ? c.offsets.data() : offsets_dev.data_as<const int32_t>()};
+        rope(device, a);
+        results.push_back(download<float>(out));
+      }
+      CHECK(compare("rope with offsets", results[1], results[0], false, 1e-6) == 0);
+    }
   }
 }
 
