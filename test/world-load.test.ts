@@ -227,8 +227,10 @@ describe('rankCompletions', () => {
       const [a, b] = [position(first), position(second)];
       for (let i = 0; i < 4; i++) for (let j = i + 1; j < 4; j++, pairs++) if ((a[i] < a[j]) === (b[i] < b[j])) agree++;
     }
-    expect(agree / pairs).toBeGreaterThan(0.5);
-    expect(agree / pairs).toBeLessThan(1);
+    // The spec quotes about 73% for SFT samples (InstructGPT's labelers: 72.6–77.3%); demonstrations give
+    // 0.736 over 6000 prompts. Plausible means clearly above chance and clearly below certainty.
+    expect(agree / pairs).toBeGreaterThan(0.65);
+    expect(agree / pairs).toBeLessThan(0.8);
   });
 
   it('rejects bad arguments', () => {
