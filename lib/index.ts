@@ -44,3 +44,6 @@ export type {
   AttentionBackwardInput, AttentionBackwardOutput, AttentionDecodeInput, AttentionForwardInput, AttentionForwardOutput,
   KvCache, KvCacheAppendInput, RopeInput,
 } from './ops/attention.js';
+export { worldA } from './world/task-a.js';
+export { checkWorldSplit, loadWorld, rankCompletions, selectDistinct, validateWorld } from './world/load.js';
+export type { Completion, Demonstration, Judgement, PromptSample, Split, World } from './world/types.js';
