@@ -8,6 +8,13 @@ import { TalariaError } from '../native.js';
 /** Values shown after the counts, e.g. { loss: 2.31, kl: 0.02 } → "loss=2.31 kl=0.02". */
 export type ProgressValues = Record<string, number | string>;
 
+/** The part of a writable stream progress uses (process.stderr, or a test's recorder). */
+export interface ProgressStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
 export interface ProgressOptions {
   /** What is being done ("sft", "rollouts"). */
   label: string;
@@ -20,7 +27,7 @@ export interface ProgressOptions {
   /** Print nothing. */
   silent?: boolean;
   /** Where to write (default process.stderr); a bar is drawn only when stream.isTTY is true. */
-  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  stream?: ProgressStream;
   /** Least time between two plain lines when not a TTY (default 5000 ms). */
   intervalMs?: number;
   /** Clock in milliseconds (tests inject one); default Date.now. */
@@ -73,7 +80,7 @@ export function createProgress(options: ProgressOptions): Progress {
     draw = finish = () => {};
   } else if (stream.isTTY === true) {
     const bar = new cliProgress.SingleBar(
-      { format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {speed} ${unit}/s | ETA {eta_formatted} {values}`, stream, hideCursor: false, etaBuffer: 50 },
+      { format: `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {speed} ${unit}/s | ETA {eta_formatted} {values}`, stream: stream as NodeJS.WritableStream, hideCursor: false, etaBuffer: 50 },
       cliProgress.Presets.shades_classic,
     );
     bar.start(total, done, { speed: '0', values });
