@@ -47,3 +47,20 @@ export type {
 export { worldA } from './world/task-a.js';
 export { checkWorldSplit, loadWorld, rankCompletions, selectDistinct, validateWorld } from './world/load.js';
 export type { Completion, Demonstration, Judgement, PromptSample, Split, World } from './world/types.js';
+export { ByteTokenizer } from './tokenizer/byte.js';
+export type { Tokenizer } from './tokenizer/tokenizer.js';
+export { readJsonl, streamJsonl } from './data/jsonl.js';
+export type { JsonlOptions } from './data/jsonl.js';
+export {
+  pairwiseRewardRecordSchema, ppoRecordSchema, pretrainingRecordSchema, rankedRewardRecordSchema, rewardRecordSchema,
+  sftRecordSchema,
+} from './data/records.js';
+export type { PpoRecord, PretrainingRecord, RewardRecord, SftRecord } from './data/records.js';
+export { encodePretraining, encodeSft, packBatch, TokenBudgetBatcher } from './data/batches.js';
+export type {
+  BatcherBatch, BatcherPosition, EncodedExample, PackedBatch, TokenBudgetBatcherOptions,
+} from './data/batches.js';
+export { MetricsWriter, readMetrics } from './train/metrics.js';
+export type { MetricsRecord, MetricValue, MetricsWriterOptions } from './train/metrics.js';
+export { createProgress } from './cli/progress.js';
+export type { Progress, ProgressOptions, ProgressStream, ProgressValues } from './cli/progress.js';
