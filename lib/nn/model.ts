@@ -305,11 +305,11 @@ export class TransformerModel {
   }
 
   /** A KV cache for `batch` sequences of up to `maxLen` tokens each (prompt plus generated). */
-  createKvCache(batch: number, maxLen: number): KvCache {
+  createKvCache(batch: number, maxLen: number): ModelKvCache {
     if (!Number.isInteger(batch) || batch < 1) throw talariaError('ERR_TALARIA_RANGE', `batch: expected an integer >= 1, got ${batch}`);
     if (!Number.isInteger(maxLen) || maxLen < 1 || maxLen > this.config.maxPositions)
       throw talariaError('ERR_TALARIA_RANGE', `maxLen: expected an integer in [1, ${this.config.maxPositions}] (max_position_embeddings), got ${maxLen}`);
-    return new KvCache(this.config, batch, maxLen, this.device);
+    return new ModelKvCache(this.config, batch, maxLen, this.device);
   }
 
   /**
@@ -318,7 +318,7 @@ export class TransformerModel {
    * empty, any number of tokens per sequence, at least one) and a decode step (exactly one token per
    * sequence).
    */
-  forwardCached(tokens: PackedTokens, cache: KvCache): Tensor {
+  forwardCached(tokens: PackedTokens, cache: ModelKvCache): Tensor {
     if (!this.heads.lm) throw talariaError('ERR_TALARIA_RANGE', 'forwardCached: the model has no LM head');
     if (cache.closed) throw talariaError('ERR_TALARIA_DISPOSED', 'forwardCached: the KV cache was disposed');
     const batch = this.upload(tokens);
@@ -598,7 +598,7 @@ export class TransformerModel {
 }
 
 /** Per-layer key/value slabs [B, Lmax, Hkv, Dh] for generation, and how many tokens each slot holds. */
-export class KvCache {
+export class ModelKvCache {
   readonly k: Tensor[] = [];
   readonly v: Tensor[] = [];
   /** Per layer i32[B]: each layer's append advances its own copy. */
