@@ -41,6 +41,17 @@ export class TalariaError extends Error {
   }
 }
 
+/**
+ * A TalariaError made by the TypeScript layer (the addon makes its own). Code first, so a throw reads
+ * like the contract: `throw talariaError('ERR_TALARIA_FORMAT', 'config.json: hidden_size must be ...')`.
+ *
+ * @example
+ * if (!ok) throw talariaError('ERR_TALARIA_RANGE', `dtype: expected 'F32' or 'BF16', got ${dtype}`);
+ */
+export function talariaError(code: ErrorCode, message: string): TalariaError {
+  return new TalariaError(message, code);
+}
+
 export type DType = 'f32' | 'i32' | 'u8';
 
 /** The raw handle class the addon exports (wrapped by lib/tensor.ts). */
