@@ -48,7 +48,9 @@ export { modelConfigToHf, parseModelConfig, readModelConfig, SUPPORTED_HEAD_DIMS
 export type { ModelConfig, ModelType } from './nn/config.js';
 export { PARAM_ALIGNMENT, parameterCount, parameterLayout } from './nn/params.js';
 export type { ModelHeads, ParamEntry, ParamLayout } from './nn/params.js';
-export { f32ToBf16Bits, readSafetensors, writeSafetensors } from './nn/safetensors.js';
-export type { NamedTensor, SafetensorsDType, SafetensorsTensor } from './nn/safetensors.js';
+export { f32ToBf16Bits, openSafetensors, readSafetensors, writeSafetensors } from './nn/safetensors.js';
+export type {
+  NamedTensor, SafetensorsDType, SafetensorsReader, SafetensorsTensor, SafetensorsTensorInfo,
+} from './nn/safetensors.js';
 export { loadModelFiles, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, saveModelFiles } from './nn/checkpoint-tensors.js';
 export type { LoadedModel, LoadModelOptions } from './nn/checkpoint-tensors.js';

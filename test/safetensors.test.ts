@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { f32ToBf16Bits, type NamedTensor, readSafetensors, writeSafetensors } from '../lib/index.js';
+import { f32ToBf16Bits, type NamedTensor, openSafetensors, readSafetensors, writeSafetensors } from '../lib/index.js';
 import { expectBitwiseEqual, expectThrows } from './helpers/assert.js';
 import { randomF32, Rng } from './helpers/random.js';
 
@@ -188,6 +188,39 @@ describe('writeSafetensors / readSafetensors', () => {
     expectThrows(() => writeSafetensors(path, [{ name: 'c', shape: [4], data: second[0].data }]), 'ERR_TALARIA_SHAPE', 'c');
     expect(readFileSync(path).equals(before)).toBe(true);
     expect(readdirSync(sub)).toEqual(['model.safetensors']);
+  });
+});
+
+describe('openSafetensors', () => {
+  it('lists the header, returns the metadata and reads one tensor into a slice of a larger buffer', () => {
+    const rng = new Rng(17);
+    const tensors = randomTensors(rng, [['a', [5, 3]], ['b', [7]]]);
+    const path = freshPath();
+    writeSafetensors(path, tensors, { dtype: 'BF16', metadata: { format: 'pt' } });
+    const file = openSafetensors(path);
+    try {
+      expect(file.path).toBe(path);
+      expect(file.metadata).toEqual({ format: 'pt' });
+      expect([...file.tensors]).toEqual([['a', { dtype: 'BF16', shape: [5, 3] }], ['b', { dtype: 'BF16', shape: [7] }]]);
+      const big = randomF32(rng, 40);
+      const before = big.slice();
+      file.read('b', big.subarray(21, 28));
+      const wantB = tensors[1].data.map((x) => bf16Reference(x));
+      expectBitwiseEqual(big.subarray(21, 28), wantB);
+      expectBitwiseEqual(big.subarray(0, 21), before.subarray(0, 21)); // nothing outside the slice changes
+      expectBitwiseEqual(big.subarray(28), before.subarray(28));
+      expectBitwiseEqual(file.read('a'), tensors[0].data.map((x) => bf16Reference(x)));
+      expectThrows(() => file.read('c'), 'ERR_TALARIA_RANGE', 'no tensor "c"');
+      expectThrows(() => file.read('b', new Float32Array(6)), 'ERR_TALARIA_SHAPE', 'target');
+      expectThrows(() => file.read('b', new Float64Array(7) as unknown as Float32Array), 'ERR_TALARIA_DTYPE', 'target');
+    } finally {
+      file.close();
+    }
+    expectThrows(() => file.read('a'), 'ERR_TALARIA_IO', 'after close');
+    file.close(); // closing twice is harmless
+    const empty = openSafetensors(writeRaw(assemble('{}', new Uint8Array(0))));
+    expect([empty.metadata, empty.tensors.size]).toEqual([{}, 0]);
+    empty.close();
   });
 });
 

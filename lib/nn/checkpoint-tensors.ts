@@ -8,7 +8,7 @@ import { talariaError } from '../native.js';
 import { type ModelConfig, modelConfigToHf, readModelConfig } from './config.js';
 import { makeDirectoryChecked, writeFileAtomicChecked } from './files.js';
 import { type ModelHeads, type ParamLayout, parameterLayout } from './params.js';
-import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { openSafetensors, writeSafetensors } from './safetensors.js';
 
 export const MODEL_WEIGHTS_FILE = 'model.safetensors';
 export const MODEL_CONFIG_FILE = 'config.json';
@@ -77,30 +77,32 @@ function ignorable(name: string, config: ModelConfig, heads: ModelHeads): boolea
 export function loadModelFiles(dir: string, heads: ModelHeads, options: LoadModelOptions = {}): LoadedModel {
   const config = options.config ?? readModelConfig(join(dir, MODEL_CONFIG_FILE));
   const layout = parameterLayout(config, heads);
-  const weightsPath = join(dir, MODEL_WEIGHTS_FILE);
-  const tensors = readSafetensors(weightsPath);
-  const fail = (message: string): never => {
-    throw talariaError('ERR_TALARIA_FORMAT', `${weightsPath}: ${message}`);
-  };
-
-  const params = new Float32Array(layout.totalNumel);
-  const missing: string[] = [];
-  for (const { name, shape, offset } of layout.entries) {
-    const tensor = tensors.get(name);
-    if (tensor === undefined) {
-      if (heads.score && options.initMissingScore && name.startsWith('score.')) {
-        missing.push(name);
-        continue;
-      }
-      fail(`missing tensor ${name}`);
-    } else {
-      if (tensor.shape.length !== shape.length || tensor.shape.some((n, i) => n !== shape[i]))
+  const file = openSafetensors(join(dir, MODEL_WEIGHTS_FILE));
+  try {
+    const fail = (message: string): never => {
+      throw talariaError('ERR_TALARIA_FORMAT', `${file.path}: ${message}`);
+    };
+    // Match names and shapes against the header first, so a wrong file fails before any data is read.
+    const missing: string[] = [];
+    for (const { name, shape } of layout.entries) {
+      const tensor = file.tensors.get(name);
+      if (tensor === undefined) {
+        if (heads.score && options.initMissingScore && name.startsWith('score.')) missing.push(name);
+        else fail(`missing tensor ${name}`);
+      } else if (tensor.shape.length !== shape.length || tensor.shape.some((n, i) => n !== shape[i])) {
         fail(`tensor ${name} has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}]`);
-      params.set(tensor.data, offset);
+      }
     }
+    for (const name of file.tensors.keys())
+      if (!layout.byName.has(name) && !ignorable(name, config, heads))
+        fail(`unexpected tensor ${name} (not part of this ${config.modelType} model with heads lm=${heads.lm}, score=${heads.score})`);
+
+    // Each tensor goes straight into its slice of the flat buffer; padding and missing score stay zero.
+    const params = new Float32Array(layout.totalNumel);
+    for (const { name, offset, numel } of layout.entries)
+      if (file.tensors.has(name)) file.read(name, params.subarray(offset, offset + numel));
+    return { config, layout, params, missing };
+  } finally {
+    file.close();
   }
-  for (const name of tensors.keys())
-    if (!layout.byName.has(name) && !ignorable(name, config, heads))
-      fail(`unexpected tensor ${name} (not part of this ${config.modelType} model with heads lm=${heads.lm}, score=${heads.score})`);
-  return { config, layout, params, missing };
 }

@@ -9,7 +9,7 @@
 // Writing goes through write-file-atomic, so an existing checkpoint is replaced whole or not at all.
 import { endianness } from 'node:os';
 import { talariaError } from '../native.js';
-import { readFileChecked, writeFileAtomicChecked } from './files.js';
+import { openRandomAccess, type RandomAccessFile, writeFileAtomicChecked } from './files.js';
 
 export type SafetensorsDType = 'F32' | 'BF16' | 'F16';
 
@@ -67,27 +67,26 @@ function halfToFloatTable(): Float32Array {
   return halfTable;
 }
 
-function decode(bytes: Buffer, dtype: SafetensorsDType, numel: number): Float32Array {
-  const out = new Float32Array(numel);
+/** Reads one tensor's bytes from `file` at `position` and converts them to f32 in `target`. */
+function readConverted(file: RandomAccessFile, position: number, dtype: SafetensorsDType, target: Float32Array): void {
   if (dtype === 'F32') {
-    // Copy: the data area need not be 4-byte aligned, and the result must not alias the file buffer.
-    const target = Buffer.from(out.buffer);
-    bytes.copy(target);
-    if (!littleEndianHost) target.swap32();
-    return out;
+    // Straight into the destination: no staging copy, whatever the alignment of the data in the file.
+    const bytes = Buffer.from(target.buffer, target.byteOffset, target.byteLength);
+    file.readAt(bytes, position);
+    if (!littleEndianHost) bytes.swap32();
+    return;
   }
-  const halves = new Uint16Array(numel);
-  const target = Buffer.from(halves.buffer);
-  bytes.copy(target);
-  if (!littleEndianHost) target.swap16();
+  const halves = new Uint16Array(target.length);
+  const bytes = Buffer.from(halves.buffer);
+  file.readAt(bytes, position);
+  if (!littleEndianHost) bytes.swap16();
   if (dtype === 'BF16') {
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < numel; i++) bits[i] = halves[i] << 16;
+    const bits = new Uint32Array(target.buffer, target.byteOffset, target.length);
+    for (let i = 0; i < halves.length; i++) bits[i] = halves[i] << 16;
   } else {
     const table = halfToFloatTable();
-    for (let i = 0; i < numel; i++) out[i] = table[halves[i]];
+    for (let i = 0; i < halves.length; i++) target[i] = table[halves[i]];
   }
-  return out;
 }
 
 function describe(value: unknown): string {
@@ -176,29 +175,63 @@ function topLevelKeys(json: string): string[] {
   return keys;
 }
 
+export interface SafetensorsTensorInfo {
+  dtype: SafetensorsDType;
+  shape: number[];
+}
+
+/** An open, fully validated safetensors file whose tensors are read one at a time. */
+export interface SafetensorsReader {
+  readonly path: string;
+  /** Every tensor's dtype and shape, in the order of their data. */
+  readonly tensors: Map<string, SafetensorsTensorInfo>;
+  /** The header's `__metadata__` ({} when absent). */
+  readonly metadata: Record<string, string>;
+  /**
+   * One tensor's values as f32: written into `target` (exactly its number of elements) when given,
+   * so a tensor can land directly in a slice of a larger buffer; else into a fresh Float32Array.
+   */
+  read(name: string, target?: Float32Array): Float32Array;
+  /** Releases the file; reads after this throw. */
+  close(): void;
+}
+
 /**
- * Reads every tensor of a safetensors file as f32 (BF16 and F16 are converted exactly), after
- * checking the whole file: header size, JSON, dtypes, shapes against byte ranges, and that the
- * ranges tile the data area.
+ * Opens a safetensors file and checks its whole header (size, JSON, dtypes, shapes against byte
+ * ranges, ranges tiling the data area) without reading any tensor data. Close it when done.
  *
  * @throws TalariaError ERR_TALARIA_FORMAT naming the file (and the tensor) when the file is malformed
  * or uses another dtype; ERR_TALARIA_IO when it cannot be read.
  * @example
- * const tensors = readSafetensors('model.safetensors');
- * tensors.get('model.norm.weight'); // { dtype: 'BF16', shape: [576], data: Float32Array(576) }
+ * const file = openSafetensors('model.safetensors');
+ * try { file.read('model.norm.weight', params.subarray(offset, offset + 576)); } finally { file.close(); }
  */
-export function readSafetensors(path: string): Map<string, SafetensorsTensor> {
+export function openSafetensors(path: string): SafetensorsReader {
   if (typeof path !== 'string' || path === '') throw talariaError('ERR_TALARIA_DTYPE', `path: expected a non-empty string, got ${describe(path)}`);
-  const file = readFileChecked(path);
+  const file = openRandomAccess(path);
+  try {
+    return parseHeader(file);
+  } catch (error) {
+    file.close();
+    throw error;
+  }
+}
+
+function parseHeader(file: RandomAccessFile): SafetensorsReader {
+  const { path, size } = file;
   const fail = (message: string): never => {
     throw talariaError('ERR_TALARIA_FORMAT', `${path}: ${message}`);
   };
-  if (file.length < 8) fail(`not a safetensors file: ${file.length} bytes, shorter than the 8-byte header length`);
-  const headerLength = file.readBigUInt64LE(0);
+  if (size < 8) fail(`not a safetensors file: ${size} bytes, shorter than the 8-byte header length`);
+  const lengthBytes = Buffer.alloc(8);
+  file.readAt(lengthBytes, 0);
+  const headerLength = lengthBytes.readBigUInt64LE(0);
   if (headerLength > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLength} exceeds the 100 MB limit`);
-  if (headerLength > BigInt(file.length - 8)) fail(`header length ${headerLength} runs past the end of the file (${file.length} bytes)`);
+  if (headerLength > BigInt(size - 8)) fail(`header length ${headerLength} runs past the end of the file (${size} bytes)`);
   const headerEnd = 8 + Number(headerLength);
-  const headerText = file.toString('utf8', 8, headerEnd);
+  const headerBytes = Buffer.alloc(headerEnd - 8);
+  file.readAt(headerBytes, 8);
+  const headerText = headerBytes.toString('utf8');
   let header: unknown;
   try {
     header = JSON.parse(headerText);
@@ -212,12 +245,14 @@ export function readSafetensors(path: string): Map<string, SafetensorsTensor> {
     seen.add(key);
   }
 
-  const dataLength = file.length - headerEnd;
+  const dataLength = size - headerEnd;
+  let metadata: Record<string, string> = {};
   const ranges: { name: string; begin: number; end: number; dtype: SafetensorsDType; shape: number[] }[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
       const ok = typeof info === 'object' && info !== null && !Array.isArray(info) && Object.values(info).every((v) => typeof v === 'string');
       if (!ok) fail(`${METADATA_KEY} must be an object of string values, got ${describe(info)}`);
+      metadata = info as Record<string, string>;
       continue;
     }
     const tensorFail = (message: string): never => fail(`tensor ${name}: ${message}`);
@@ -250,10 +285,49 @@ export function readSafetensors(path: string): Map<string, SafetensorsTensor> {
   }
   if (covered !== dataLength) fail(`the tensors cover ${covered} of the ${dataLength} bytes of the data area (trailing bytes after ${previous || 'the header'})`);
 
-  const tensors = new Map<string, SafetensorsTensor>();
-  for (const { name, begin, end, dtype, shape } of ranges) {
-    const numel = (end - begin) / BYTES_PER_ELEMENT[dtype];
-    tensors.set(name, { dtype, shape, data: decode(file.subarray(headerEnd + begin, headerEnd + end), dtype, numel) });
+  const byName = new Map(ranges.map((r) => [r.name, r]));
+  let open = true;
+  return {
+    path,
+    tensors: new Map(ranges.map(({ name, dtype, shape }) => [name, { dtype, shape }])),
+    metadata,
+    read(name, target) {
+      if (!open) throw talariaError('ERR_TALARIA_IO', `${path}: read after close`);
+      const range = byName.get(name);
+      if (range === undefined) throw talariaError('ERR_TALARIA_RANGE', `name: ${path} has no tensor ${describe(name)}`);
+      const numel = (range.end - range.begin) / BYTES_PER_ELEMENT[range.dtype];
+      if (target !== undefined && !(target instanceof Float32Array))
+        throw talariaError('ERR_TALARIA_DTYPE', `target: expected a Float32Array for tensor ${name}, got ${describe(target)}`);
+      if (target !== undefined && target.length !== numel)
+        throw talariaError('ERR_TALARIA_SHAPE', `target: tensor ${name} has ${numel} elements, target has ${target.length}`);
+      const out = target ?? new Float32Array(numel);
+      readConverted(file, headerEnd + range.begin, range.dtype, out);
+      return out;
+    },
+    close() {
+      if (open) file.close();
+      open = false;
+    },
+  };
+}
+
+/**
+ * Reads every tensor of a safetensors file as f32 (BF16 and F16 are converted exactly), after
+ * checking the whole file (see openSafetensors).
+ *
+ * @throws TalariaError ERR_TALARIA_FORMAT naming the file (and the tensor) when the file is malformed
+ * or uses another dtype; ERR_TALARIA_IO when it cannot be read.
+ * @example
+ * const tensors = readSafetensors('model.safetensors');
+ * tensors.get('model.norm.weight'); // { dtype: 'BF16', shape: [576], data: Float32Array(576) }
+ */
+export function readSafetensors(path: string): Map<string, SafetensorsTensor> {
+  const file = openSafetensors(path);
+  try {
+    const tensors = new Map<string, SafetensorsTensor>();
+    for (const [name, { dtype, shape }] of file.tensors) tensors.set(name, { dtype, shape, data: file.read(name) });
+    return tensors;
+  } finally {
+    file.close();
   }
-  return tensors;
 }
