@@ -1,5 +1,5 @@
 // Public API of the talaria package.
-export { info, TalariaError } from './native.js';
+export { info, TalariaError, talariaError } from './native.js';
 export type { CudaDevice, DType, ErrorCode, TalariaInfo } from './native.js';
 export { Tensor } from './tensor.js';
 export type { SupportedTypedArray } from './tensor.js';
@@ -64,3 +64,13 @@ export { MetricsWriter, readMetrics } from './train/metrics.js';
 export type { MetricsRecord, MetricValue, MetricsWriterOptions } from './train/metrics.js';
 export { createProgress } from './cli/progress.js';
 export type { Progress, ProgressOptions, ProgressStream, ProgressValues } from './cli/progress.js';
+export { modelConfigToHf, parseModelConfig, readModelConfig, SUPPORTED_HEAD_DIMS } from './nn/config.js';
+export type { ModelConfig, ModelType } from './nn/config.js';
+export { PARAM_ALIGNMENT, parameterCount, parameterLayout } from './nn/params.js';
+export type { ModelHeads, ParamEntry, ParamLayout } from './nn/params.js';
+export { f32ToBf16Bits, openSafetensors, readSafetensors, writeSafetensors } from './nn/safetensors.js';
+export type {
+  NamedTensor, SafetensorsDType, SafetensorsReader, SafetensorsTensor, SafetensorsTensorInfo,
+} from './nn/safetensors.js';
+export { loadModelFiles, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, saveModelFiles } from './nn/checkpoint-tensors.js';
+export type { LoadedModel, LoadModelOptions } from './nn/checkpoint-tensors.js';
