@@ -44,3 +44,11 @@ export type {
   AttentionBackwardInput, AttentionBackwardOutput, AttentionDecodeInput, AttentionForwardInput, AttentionForwardOutput,
   KvCache, KvCacheAppendInput, RopeInput,
 } from './ops/attention.js';
+export {
+  axpby, axpbyAsync, embedding, embeddingAsync, embeddingBackward, embeddingBackwardAsync, rmsnorm, rmsnormAsync,
+  rmsnormBackward, rmsnormBackwardAsync, swiglu, swigluAsync, swigluBackward, swigluBackwardAsync,
+} from './ops/layers.js';
+export type {
+  AxpbyInput, EmbeddingBackwardInput, EmbeddingInput, RmsnormBackwardInput, RmsnormBackwardOutput, RmsnormInput,
+  RmsnormOutput, SwigluBackwardInput, SwigluInput,
+} from './ops/layers.js';
