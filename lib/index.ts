@@ -74,3 +74,11 @@ export type {
 } from './nn/safetensors.js';
 export { loadModelFiles, MODEL_CONFIG_FILE, MODEL_WEIGHTS_FILE, saveModelFiles } from './nn/checkpoint-tensors.js';
 export type { LoadedModel, LoadModelOptions } from './nn/checkpoint-tensors.js';
+export {
+  axpby, axpbyAsync, embedding, embeddingAsync, embeddingBackward, embeddingBackwardAsync, rmsnorm, rmsnormAsync,
+  rmsnormBackward, rmsnormBackwardAsync, swiglu, swigluAsync, swigluBackward, swigluBackwardAsync,
+} from './ops/layers.js';
+export type {
+  AxpbyInput, EmbeddingBackwardInput, EmbeddingInput, RmsnormBackwardInput, RmsnormBackwardOutput, RmsnormInput,
+  RmsnormOutput, SwigluBackwardInput, SwigluInput,
+} from './ops/layers.js';

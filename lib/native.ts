@@ -152,6 +152,20 @@ export interface NativeAddon {
   kvCacheAppendAsync: NativeAsyncKernel;
   attentionDecode: NativeKernel;
   attentionDecodeAsync: NativeAsyncKernel;
+  rmsnorm: NativeKernel;
+  rmsnormAsync: NativeAsyncKernel;
+  rmsnormBackward: NativeKernel;
+  rmsnormBackwardAsync: NativeAsyncKernel;
+  swiglu: NativeKernel;
+  swigluAsync: NativeAsyncKernel;
+  swigluBackward: NativeKernel;
+  swigluBackwardAsync: NativeAsyncKernel;
+  embedding: NativeKernel;
+  embeddingAsync: NativeAsyncKernel;
+  embeddingBackward: NativeKernel;
+  embeddingBackwardAsync: NativeAsyncKernel;
+  axpby: NativeKernel;
+  axpbyAsync: NativeAsyncKernel;
 }
 
 // lib/native.ts and dist/index.{js,cjs} both sit one folder below the package root.

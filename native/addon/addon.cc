@@ -6,6 +6,7 @@
 #include "../core/thread_pool.h"
 #include "addon_attention.h"
 #include "addon_data.h"
+#include "addon_layers.h"
 #include "addon_logits.h"
 #include "addon_matmul.h"
 #include "addon_optimizer.h"
@@ -79,6 +80,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   export_optimizer(env, exports);
   export_roofline(env, exports);
   export_attention(env, exports);
+  export_layers(env, exports);
   return exports;
 }
 

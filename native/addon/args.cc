@@ -99,6 +99,14 @@ TensorArg matrix_arg(const Napi::Value& value, const std::string& name, DType dt
   return rows_arg(value, name, dtype, {cols}, {cols_name});
 }
 
+TensorArg flat_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype) {
+  if (AddonTensor* handle = AddonTensor::unwrap(value)) {
+    const std::vector<int64_t>& shape = handle->tensor(name).shape();
+    if (!shape.empty()) return ranked_tensor_arg(value, name, dtype, std::vector<int64_t>(shape.begin() + 1, shape.end()));
+  }
+  return tensor_arg(value, name, dtype);
+}
+
 std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype) {
   if (value.IsUndefined() || value.IsNull()) return std::nullopt;
   return tensor_arg(value, name, dtype);

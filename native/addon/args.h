@@ -43,6 +43,8 @@ TensorArg matrix_arg(const Napi::Value& value, const std::string& name, DType dt
 // matrix_arg is rows_arg with one inner size.
 TensorArg rows_arg(const Napi::Value& value, const std::string& name, DType dtype, const std::vector<int64_t>& inner,
                    const std::vector<std::string>& inner_names);
+// A buffer viewed flat (axpby's x and y): a Tensor of any rank >= 1, or a typed array.
+TensorArg flat_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
 // Same, but undefined (or null) gives std::nullopt.
 std::optional<TensorArg> optional_tensor_arg(const Napi::Value& value, const std::string& name, DType dtype);
 
