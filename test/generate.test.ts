@@ -8,7 +8,7 @@ import { logprobEntropy } from '../lib/ops/logits.js';
 import { Rng } from '../lib/util/rng.js';
 import { backendsUnderTest, disposeTensors } from './helpers/backends.js';
 import { expectThrows, maxAbs } from './helpers/assert.js';
-import { tinyConfig } from './model.test.js';
+import { tinyConfig } from './helpers/model.js';
 
 afterEach(disposeTensors);
 

@@ -177,11 +177,16 @@ Napi::Value AddonTensor::zero(const Napi::CallbackInfo& info) {
 Napi::Value AddonTensor::copy_from(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Tensor tensor = this->tensor("copyFrom");
-    TensorArg source = tensor_arg(info[0], "src", tensor.dtype());
-    if (source.tensor.numel() != tensor.numel())
+    // A Tensor source may have any shape (only the element count must agree); typed arrays go through
+    // the usual argument checks.
+    AddonTensor* handle = unwrap(info[0]);
+    Tensor source = handle ? handle->tensor("src") : tensor_arg(info[0], "src", tensor.dtype()).tensor;
+    if (source.dtype() != tensor.dtype())
+      fail(ErrorCode::DType, std::string("src: expected ") + dtype_name(tensor.dtype()) + ", got " + dtype_name(source.dtype()));
+    if (source.numel() != tensor.numel())
       fail(ErrorCode::Shape, "src: expected " + std::to_string(tensor.numel()) + " elements (like " +
-                                 tensor.shape_string() + "), got " + std::to_string(source.tensor.numel()));
-    tensor.copy_from(source.tensor);
+                                 tensor.shape_string() + "), got " + std::to_string(source.numel()));
+    tensor.copy_from(source);
     return info.This();
   });
 }
