@@ -1,5 +1,6 @@
 // What a model needs in memory before it runs: weights, gradients, AdamW moments, the EMA copy and the
 // activations the forward pass keeps for backward (counted from exactly what lib/nn/model.ts saves).
+import { talariaError } from '../native.js';
 import type { ModelConfig } from './config.js';
 import { type ModelHeads, parameterLayout } from './params.js';
 
@@ -39,6 +40,7 @@ const F32 = 4;
  */
 export function estimateMemory(config: ModelConfig, heads: ModelHeads, options: MemoryOptions): MemoryEstimate {
   const { tokens } = options;
+  if (!Number.isInteger(tokens) || tokens < 1) throw talariaError('ERR_TALARIA_RANGE', `tokens: expected an integer >= 1, got ${tokens}`);
   const training = options.training ?? true;
   const layout = parameterLayout(config, heads);
   const { hiddenSize: d, intermediateSize: f, numHeads: h, numKvHeads: hkv, headDim: dh, numLayers: layers } = config;

@@ -8,6 +8,7 @@ import { matmul } from '../ops/matmul.js';
 import { talariaError } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { Rng } from '../util/rng.js';
+import { loadModelFiles, saveModelFiles, type LoadModelOptions } from './checkpoint-tensors.js';
 import type { ModelConfig } from './config.js';
 import { type ModelHeads, type ParamLayout, parameterLayout } from './params.js';
 
@@ -171,6 +172,23 @@ export class TransformerModel {
     const trainable = options.trainable ?? true;
     this.grads = trainable ? Tensor.empty([this.layout.totalNumel], 'f32', this.device).zero() : null;
     this.g = this.grads ? this.views(this.grads) : null;
+  }
+
+  /**
+   * Loads dir/config.json and dir/model.safetensors (Hugging Face names; f32, bf16 or f16 tensors). With
+   * `initMissingScore`, a policy checkpoint becomes a reward or value model whose score head starts at 0.
+   *
+   * @example
+   * const rm = TransformerModel.fromPretrained('out/sft', { lm: false, score: true }, { initMissingScore: true });
+   */
+  static fromPretrained(dir: string, heads: ModelHeads, options: Omit<ModelOptions, 'params'> & LoadModelOptions = {}): TransformerModel {
+    const loaded = loadModelFiles(dir, heads, options);
+    return new TransformerModel(loaded.config, heads, { ...options, params: loaded.params });
+  }
+
+  /** Writes dir/config.json and dir/model.safetensors (each atomically), loadable by fromPretrained and by transformers. */
+  save(dir: string, options: { dtype?: 'F32' | 'BF16' } = {}): void {
+    saveModelFiles(dir, this.config, this.layout, this.parametersToArray(), options);
   }
 
   get trainable(): boolean {

@@ -115,14 +115,18 @@ export function learningRate(schedule: LrSchedule, step: number): number {
   if (!(schedule.lr >= 0 && Number.isFinite(schedule.lr))) throw talariaError('ERR_TALARIA_RANGE', `lr: expected a finite number >= 0, got ${schedule.lr}`);
   if (!Number.isInteger(warmup) || warmup < 0) throw talariaError('ERR_TALARIA_RANGE', `warmupSteps: expected an integer >= 0, got ${warmup}`);
   if (!Number.isInteger(step) || step < 0) throw talariaError('ERR_TALARIA_RANGE', `step: expected an integer >= 0, got ${step}`);
+  if (schedule.kind === 'cosine') {
+    if (!Number.isInteger(schedule.totalSteps) || schedule.totalSteps < 1)
+      throw talariaError('ERR_TALARIA_RANGE', `totalSteps: expected an integer >= 1, got ${schedule.totalSteps}`);
+    const floor = schedule.finalFraction ?? 0.1;
+    if (!(floor >= 0 && floor <= 1)) throw talariaError('ERR_TALARIA_RANGE', `finalFraction: expected a number in [0, 1], got ${floor}`);
+  } else if (schedule.kind !== 'constant') {
+    throw talariaError('ERR_TALARIA_RANGE', `kind: expected 'constant' or 'cosine', got ${String((schedule as { kind: unknown }).kind)}`);
+  }
   if (step < warmup) return (schedule.lr * (step + 1)) / warmup;
   if (schedule.kind === 'constant') return schedule.lr;
-  const { totalSteps } = schedule;
   const floor = schedule.finalFraction ?? 0.1;
-  if (!Number.isInteger(totalSteps) || totalSteps < 1) throw talariaError('ERR_TALARIA_RANGE', `totalSteps: expected an integer >= 1, got ${totalSteps}`);
-  if (!(floor >= 0 && floor <= 1)) throw talariaError('ERR_TALARIA_RANGE', `finalFraction: expected a number in [0, 1], got ${floor}`);
-  const span = Math.max(1, totalSteps - warmup);
-  const progress = Math.min(1, (step - warmup) / span);
+  const progress = Math.min(1, (step - warmup) / Math.max(1, schedule.totalSteps - warmup));
   return schedule.lr * (floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * progress)));
 }
 
