@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  f32ToBf16Bits, loadModelFiles, type ModelConfig, type ModelHeads, modelConfigToHf, type NamedTensor, type ParamLayout,
+  loadModelFiles, type ModelConfig, type ModelHeads, modelConfigToHf, type NamedTensor, type ParamLayout,
   parameterLayout, parseModelConfig, readSafetensors, saveModelFiles, writeSafetensors,
 } from '../lib/index.js';
+import { f32ToBf16Bits } from '../lib/nn/safetensors.js';
 import { expectBitwiseEqual, expectThrows } from './helpers/assert.js';
 import { randomF32, Rng } from './helpers/random.js';
 
@@ -188,9 +189,37 @@ describe('saveModelFiles rejects bad arguments', () => {
   it('a dtype other than F32/BF16', () => {
     expectThrows(() => saveModelFiles(freshDir(), llama, layout, params, { dtype: 'F16' as 'F32' }), 'ERR_TALARIA_RANGE', 'dtype');
   });
+  it('a layout that is not the config\'s', () => {
+    expectThrows(() => saveModelFiles(freshDir(), llama, parameterLayout(qwenTied, LM), params), 'ERR_TALARIA_SHAPE', 'layout');
+    expectThrows(() => saveModelFiles(freshDir(), { ...llama, numLayers: 3 }, layout, params), 'ERR_TALARIA_SHAPE', 'layout: does not match config: entry 15 is lm_head.weight');
+    const shifted = { ...layout, entries: layout.entries.map((e, i) => (i === 3 ? { ...e, offset: e.offset + 16 } : e)) };
+    expectThrows(() => saveModelFiles(freshDir(), llama, shifted, params), 'ERR_TALARIA_SHAPE', 'entry 3');
+    expectThrows(() => saveModelFiles(freshDir(), llama, { ...layout, totalNumel: layout.totalNumel + 16 }, params), 'ERR_TALARIA_SHAPE', 'totalNumel');
+    expectThrows(() => saveModelFiles(freshDir(), llama, {} as ParamLayout, params), 'ERR_TALARIA_DTYPE', 'layout');
+    // The reward-model layout of the same config is accepted.
+    const rmLayout = parameterLayout(llama, RM);
+    expect(() => saveModelFiles(freshDir(), llama, rmLayout, randomParams(rmLayout, 33))).not.toThrow();
+  });
+  it('a config that breaks the model rules', () => {
+    expectThrows(() => saveModelFiles(freshDir(), { ...llama, numKvHeads: 2 }, layout, params), 'ERR_TALARIA_RANGE', 'numKvHeads');
+  });
+  it('a dir that is not a string', () => {
+    expectThrows(() => saveModelFiles(7 as unknown as string, llama, layout, params), 'ERR_TALARIA_DTYPE', 'dir');
+  });
   it('a directory that cannot be created', () => {
     const file = join(root, 'a-file');
     writeFileSync(file, 'not a directory');
     expectThrows(() => saveModelFiles(join(file, 'ckpt'), llama, layout, params), 'ERR_TALARIA_IO', join(file, 'ckpt'));
+  });
+});
+
+describe('loadModelFiles rejects bad arguments', () => {
+  it('heads, dir and initMissingScore', () => {
+    const dir = freshDir();
+    writeCheckpoint(dir, hfTiny, hfTensors(llama, LM, 34));
+    expectThrows(() => loadModelFiles(dir, { lm: true } as ModelHeads), 'ERR_TALARIA_DTYPE', 'heads.score');
+    expectThrows(() => loadModelFiles(undefined as unknown as string, LM), 'ERR_TALARIA_DTYPE', 'dir');
+    expectThrows(() => loadModelFiles(dir, RM, { initMissingScore: 'yes' as unknown as boolean }), 'ERR_TALARIA_DTYPE', 'initMissingScore');
+    expectThrows(() => loadModelFiles(dir, LM, { config: { ...llama, headDim: 16 } }), 'ERR_TALARIA_RANGE', 'headDim');
   });
 });

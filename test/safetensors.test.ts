@@ -2,8 +2,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { f32ToBf16Bits, type NamedTensor, openSafetensors, readSafetensors, writeSafetensors } from '../lib/index.js';
+import { type NamedTensor, openSafetensors, readSafetensors, writeSafetensors } from '../lib/index.js';
 import { checkAtomicWriteSize, MAX_ATOMIC_WRITE_BYTES } from '../lib/nn/files.js';
+import { f32ToBf16Bits } from '../lib/nn/safetensors.js';
 import { expectBitwiseEqual, expectThrows } from './helpers/assert.js';
 import { randomF32, Rng } from './helpers/random.js';
 
