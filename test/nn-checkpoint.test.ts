@@ -171,6 +171,8 @@ describe('loadModelFiles rejects checkpoints that do not match the model', () =>
     expectThrows(() => loadModelFiles(dir, LM), 'ERR_TALARIA_IO', join(dir, 'config.json'));
     expectThrows(() => loadModelFiles(dir, LM, { config: llama }), 'ERR_TALARIA_IO', join(dir, 'model.safetensors'));
     mkdirSync(dir);
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: {} }));
+    expectThrows(() => loadModelFiles(dir, LM, { config: llama }), FORMAT, 'sharded checkpoint');
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...hfTiny, head_dim: 48 }));
     expectThrows(() => loadModelFiles(dir, LM), FORMAT, `${join(dir, 'config.json')}: head_dim`);
   });

@@ -3,6 +3,7 @@
 // Talaria loads HF checkpoints of the Llama, Qwen2 and Mistral families. Loading maps each tensor into
 // the flat parameter buffer of lib/nn/params.ts and refuses anything that does not match the layout,
 // except the tensors HF files carry that this model has no use for (see ignorable()).
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { talariaError } from '../native.js';
 import { type ModelConfig, modelConfigToHf, readModelConfig, validateModelConfig } from './config.js';
@@ -12,6 +13,7 @@ import { openSafetensors, writeSafetensors } from './safetensors.js';
 
 export const MODEL_WEIGHTS_FILE = 'model.safetensors';
 export const MODEL_CONFIG_FILE = 'config.json';
+const SHARDED_INDEX_FILE = 'model.safetensors.index.json';
 
 export interface LoadModelOptions {
   /** Use this config instead of reading dir/config.json. */
@@ -100,7 +102,10 @@ export function loadModelFiles(dir: string, heads: ModelHeads, options: LoadMode
     throw talariaError('ERR_TALARIA_DTYPE', `initMissingScore: expected a boolean, got ${String(options.initMissingScore)}`);
   const config = options.config ?? readModelConfig(join(dir, MODEL_CONFIG_FILE));
   const layout = parameterLayout(config, heads);
-  const file = openSafetensors(join(dir, MODEL_WEIGHTS_FILE));
+  const weightsPath = join(dir, MODEL_WEIGHTS_FILE);
+  if (!existsSync(weightsPath) && existsSync(join(dir, SHARDED_INDEX_FILE)))
+    throw talariaError('ERR_TALARIA_FORMAT', `${dir}: holds a sharded checkpoint (${SHARDED_INDEX_FILE}); only a single ${MODEL_WEIGHTS_FILE} is supported`);
+  const file = openSafetensors(weightsPath);
   try {
     const fail = (message: string): never => {
       throw talariaError('ERR_TALARIA_FORMAT', `${file.path}: ${message}`);
