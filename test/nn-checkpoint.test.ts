@@ -65,7 +65,13 @@ describe('saveModelFiles / loadModelFiles', () => {
       const dir = join(freshDir(), 'nested', 'step-10');
       saveModelFiles(dir, config, layout, params);
       expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
-      expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toEqual(modelConfigToHf(config));
+      const written = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+      if (!heads.score) expect(written).toEqual(modelConfigToHf(config));
+      else {
+        // A reward model is saved as transformers' sequence classifier with one label.
+        const arch = config.modelType === 'qwen2' ? 'Qwen2ForSequenceClassification' : 'LlamaForSequenceClassification';
+        expect(written).toEqual({ ...modelConfigToHf(config), architectures: [arch], id2label: { 0: 'LABEL_0' }, label2id: { LABEL_0: 0 } });
+      }
       const loaded = loadModelFiles(dir, heads);
       expect(loaded.config).toEqual(config);
       expect(loaded.layout.entries).toEqual(layout.entries);

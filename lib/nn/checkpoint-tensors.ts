@@ -37,6 +37,7 @@ export interface LoadedModel {
 /**
  * Saves `params` (laid out by `layout`) as dir/model.safetensors and `config` as dir/config.json, each
  * replaced atomically; creates `dir` when missing. dtype 'BF16' halves the file (rounded to nearest-even).
+ * A layout with a score head is saved as an HF *ForSequenceClassification (one label).
  *
  * @throws TalariaError ERR_TALARIA_SHAPE when params does not have layout.totalNumel elements,
  * ERR_TALARIA_IO when a file cannot be written.
@@ -53,6 +54,13 @@ export function saveModelFiles(dir: string, config: ModelConfig, layout: ParamLa
   if (params.length !== layout.totalNumel)
     throw talariaError('ERR_TALARIA_SHAPE', `params: expected layout.totalNumel (${layout.totalNumel}) elements, got ${params.length}`);
   const hfConfig = modelConfigToHf(config, { torchDtype: options.dtype === 'BF16' ? 'bfloat16' : 'float32' });
+  if (layout.byName.has('score.weight')) {
+    // A reward model: transformers' *ForSequenceClassification with one label has the same score.weight
+    // (it has no score.bias, which it skips with a warning).
+    hfConfig.architectures = [String((hfConfig.architectures as string[])[0]).replace('ForCausalLM', 'ForSequenceClassification')];
+    hfConfig.id2label = { 0: 'LABEL_0' };
+    hfConfig.label2id = { LABEL_0: 0 };
+  }
   const tensors = layout.entries.map(({ name, shape, offset, numel }) => ({ name, shape, data: params.subarray(offset, offset + numel) }));
   makeDirectoryChecked(dir);
   // transformers refuses safetensors files whose metadata lacks format "pt".
