@@ -64,11 +64,11 @@ export { MetricsWriter, readMetrics } from './train/metrics.js';
 export type { MetricsRecord, MetricValue, MetricsWriterOptions } from './train/metrics.js';
 export { createProgress } from './cli/progress.js';
 export type { Progress, ProgressOptions, ProgressStream, ProgressValues } from './cli/progress.js';
-export { modelConfigToHf, parseModelConfig, readModelConfig, SUPPORTED_HEAD_DIMS } from './nn/config.js';
+export { modelConfigToHf, parseModelConfig, readModelConfig, SUPPORTED_HEAD_DIMS, validateModelConfig } from './nn/config.js';
 export type { ModelConfig, ModelType } from './nn/config.js';
-export { PARAM_ALIGNMENT, parameterCount, parameterLayout } from './nn/params.js';
+export { PARAM_ALIGNMENT, parameterCount, parameterLayout, validateHeads } from './nn/params.js';
 export type { ModelHeads, ParamEntry, ParamLayout } from './nn/params.js';
-export { f32ToBf16Bits, openSafetensors, readSafetensors, writeSafetensors } from './nn/safetensors.js';
+export { openSafetensors, readSafetensors, writeSafetensors } from './nn/safetensors.js';
 export type {
   NamedTensor, SafetensorsDType, SafetensorsReader, SafetensorsTensor, SafetensorsTensorInfo,
 } from './nn/safetensors.js';

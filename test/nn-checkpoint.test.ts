@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  f32ToBf16Bits, loadModelFiles, type ModelConfig, type ModelHeads, modelConfigToHf, type NamedTensor, type ParamLayout,
+  loadModelFiles, type ModelConfig, type ModelHeads, modelConfigToHf, type NamedTensor, type ParamLayout,
   parameterLayout, parseModelConfig, readSafetensors, saveModelFiles, writeSafetensors,
 } from '../lib/index.js';
+import { f32ToBf16Bits } from '../lib/nn/safetensors.js';
 import { expectBitwiseEqual, expectThrows } from './helpers/assert.js';
 import { randomF32, Rng } from './helpers/random.js';
 
@@ -64,7 +65,13 @@ describe('saveModelFiles / loadModelFiles', () => {
       const dir = join(freshDir(), 'nested', 'step-10');
       saveModelFiles(dir, config, layout, params);
       expect(readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
-      expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toEqual(modelConfigToHf(config));
+      const written = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+      if (!heads.score) expect(written).toEqual(modelConfigToHf(config));
+      else {
+        // A reward model is saved as transformers' sequence classifier with one label.
+        const arch = config.modelType === 'qwen2' ? 'Qwen2ForSequenceClassification' : 'LlamaForSequenceClassification';
+        expect(written).toEqual({ ...modelConfigToHf(config), architectures: [arch], id2label: { 0: 'LABEL_0' }, label2id: { LABEL_0: 0 } });
+      }
       const loaded = loadModelFiles(dir, heads);
       expect(loaded.config).toEqual(config);
       expect(loaded.layout.entries).toEqual(layout.entries);
@@ -170,6 +177,8 @@ describe('loadModelFiles rejects checkpoints that do not match the model', () =>
     expectThrows(() => loadModelFiles(dir, LM), 'ERR_TALARIA_IO', join(dir, 'config.json'));
     expectThrows(() => loadModelFiles(dir, LM, { config: llama }), 'ERR_TALARIA_IO', join(dir, 'model.safetensors'));
     mkdirSync(dir);
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: {} }));
+    expectThrows(() => loadModelFiles(dir, LM, { config: llama }), FORMAT, 'sharded checkpoint');
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...hfTiny, head_dim: 48 }));
     expectThrows(() => loadModelFiles(dir, LM), FORMAT, `${join(dir, 'config.json')}: head_dim`);
   });
@@ -188,9 +197,37 @@ describe('saveModelFiles rejects bad arguments', () => {
   it('a dtype other than F32/BF16', () => {
     expectThrows(() => saveModelFiles(freshDir(), llama, layout, params, { dtype: 'F16' as 'F32' }), 'ERR_TALARIA_RANGE', 'dtype');
   });
+  it('a layout that is not the config\'s', () => {
+    expectThrows(() => saveModelFiles(freshDir(), llama, parameterLayout(qwenTied, LM), params), 'ERR_TALARIA_SHAPE', 'layout');
+    expectThrows(() => saveModelFiles(freshDir(), { ...llama, numLayers: 3 }, layout, params), 'ERR_TALARIA_SHAPE', 'layout: does not match config: entry 15 is lm_head.weight');
+    const shifted = { ...layout, entries: layout.entries.map((e, i) => (i === 3 ? { ...e, offset: e.offset + 16 } : e)) };
+    expectThrows(() => saveModelFiles(freshDir(), llama, shifted, params), 'ERR_TALARIA_SHAPE', 'entry 3');
+    expectThrows(() => saveModelFiles(freshDir(), llama, { ...layout, totalNumel: layout.totalNumel + 16 }, params), 'ERR_TALARIA_SHAPE', 'totalNumel');
+    expectThrows(() => saveModelFiles(freshDir(), llama, {} as ParamLayout, params), 'ERR_TALARIA_DTYPE', 'layout');
+    // The reward-model layout of the same config is accepted.
+    const rmLayout = parameterLayout(llama, RM);
+    expect(() => saveModelFiles(freshDir(), llama, rmLayout, randomParams(rmLayout, 33))).not.toThrow();
+  });
+  it('a config that breaks the model rules', () => {
+    expectThrows(() => saveModelFiles(freshDir(), { ...llama, numKvHeads: 2 }, layout, params), 'ERR_TALARIA_RANGE', 'numKvHeads');
+  });
+  it('a dir that is not a string', () => {
+    expectThrows(() => saveModelFiles(7 as unknown as string, llama, layout, params), 'ERR_TALARIA_DTYPE', 'dir');
+  });
   it('a directory that cannot be created', () => {
     const file = join(root, 'a-file');
     writeFileSync(file, 'not a directory');
     expectThrows(() => saveModelFiles(join(file, 'ckpt'), llama, layout, params), 'ERR_TALARIA_IO', join(file, 'ckpt'));
+  });
+});
+
+describe('loadModelFiles rejects bad arguments', () => {
+  it('heads, dir and initMissingScore', () => {
+    const dir = freshDir();
+    writeCheckpoint(dir, hfTiny, hfTensors(llama, LM, 34));
+    expectThrows(() => loadModelFiles(dir, { lm: true } as ModelHeads), 'ERR_TALARIA_DTYPE', 'heads.score');
+    expectThrows(() => loadModelFiles(undefined as unknown as string, LM), 'ERR_TALARIA_DTYPE', 'dir');
+    expectThrows(() => loadModelFiles(dir, RM, { initMissingScore: 'yes' as unknown as boolean }), 'ERR_TALARIA_DTYPE', 'initMissingScore');
+    expectThrows(() => loadModelFiles(dir, LM, { config: { ...llama, headDim: 16 } }), 'ERR_TALARIA_RANGE', 'headDim');
   });
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type ModelConfig, modelConfigToHf, parseModelConfig, readModelConfig } from '../lib/index.js';
+import { type ModelConfig, modelConfigToHf, parseModelConfig, readModelConfig, validateModelConfig } from '../lib/index.js';
 import { expectTalariaError, expectThrows, thrownBy } from './helpers/assert.js';
 
 // HuggingFaceTB/SmolLM-135M's config.json, as published (extra fields included on purpose).
@@ -158,6 +158,42 @@ describe('parseModelConfig', () => {
     expectThrows(() => modelConfigToHf({ ...llama, qkvBias: true }), 'ERR_TALARIA_RANGE', 'qkvBias');
     expectThrows(() => modelConfigToHf({ ...parseModelConfig(qwen2), oBias: true }), 'ERR_TALARIA_RANGE', 'oBias');
     expectThrows(() => modelConfigToHf({ ...llama, modelType: 'gpt2' }), 'ERR_TALARIA_RANGE', 'modelType');
+  });
+});
+
+describe('validateModelConfig', () => {
+  const good = parseModelConfig(smolLm);
+  it('accepts parsed configs', () => {
+    for (const source of [smolLm, qwen2]) expect(() => validateModelConfig(parseModelConfig(source))).not.toThrow();
+  });
+  // A config built in code: the message names the ModelConfig field, not the HF one.
+  const bad: [string, Partial<Record<keyof ModelConfig, unknown>>, string][] = [
+    ['numKvHeads', { numKvHeads: 5 }, 'numKvHeads must divide numHeads (9), got 5'],
+    ['hiddenSize', { hiddenSize: 0 }, 'hiddenSize must be a positive integer, got 0'],
+    ['headDim', { headDim: 96 }, 'headDim must be one of 32, 64, 128'],
+    ['vocabSize', { vocabSize: 2.5 }, 'vocabSize'],
+    ['numLayers', { numLayers: '30' }, 'numLayers'],
+    ['intermediateSize', { intermediateSize: -4 }, 'intermediateSize'],
+    ['numHeads', { numHeads: 0 }, 'numHeads'],
+    ['rmsNormEps', { rmsNormEps: -1e-5 }, 'rmsNormEps'],
+    ['ropeTheta', { ropeTheta: 0.5 }, 'ropeTheta'],
+    ['maxPositions', { maxPositions: 0 }, 'maxPositions'],
+    ['tieEmbeddings', { tieEmbeddings: 1 }, 'tieEmbeddings'],
+    ['qkvBias', { qkvBias: 'yes', oBias: 'yes' }, 'qkvBias'],
+    ['oBias', { oBias: true }, 'qkvBias must equal oBias'],
+    ['modelType', { modelType: 'gpt2' }, 'modelType'],
+    ['bosTokenId', { bosTokenId: 49152 }, 'bosTokenId must be below vocabSize (49152)'],
+    ['eosTokenId', { eosTokenId: [1, -1] }, 'eosTokenId'],
+    ['padTokenId', { padTokenId: null }, 'padTokenId'],
+  ];
+  it.each(bad)('rejects a bad %s', (_field, patch, fragment) => {
+    const err = thrownBy(() => validateModelConfig({ ...good, ...patch } as ModelConfig));
+    expectTalariaError(err, 'ERR_TALARIA_RANGE', fragment);
+    expect((err as Error).message.startsWith('config: ')).toBe(true);
+  });
+  it('rejects a non-object and a bad torchDtype', () => {
+    expectThrows(() => validateModelConfig(null as unknown as ModelConfig, 'policy.config'), 'ERR_TALARIA_DTYPE', 'policy.config');
+    expectThrows(() => modelConfigToHf(good, { torchDtype: 'float16' as 'float32' }), 'ERR_TALARIA_RANGE', 'torchDtype');
   });
 });
 

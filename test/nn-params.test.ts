@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { expectThrows } from './helpers/assert.js';
 import { type ModelConfig, type ModelHeads, type ParamLayout, parameterCount, parameterLayout, parseModelConfig } from '../lib/index.js';
 
 const smolLm135m = parseModelConfig({
@@ -118,5 +119,14 @@ describe('parameterLayout', () => {
     const padding = layout.totalNumel - parameterCount(tiny, LM);
     expect(padding).toBeGreaterThan(0);
     expect(padding).toBeLessThan(16 * layout.entries.length);
+  });
+
+  it('rejects a config that breaks the model rules, and malformed heads', () => {
+    expectThrows(() => parameterLayout({ ...tiny, numKvHeads: 3 }, LM), 'ERR_TALARIA_RANGE', 'numKvHeads');
+    expectThrows(() => parameterCount({ ...tiny, headDim: 48 }, LM), 'ERR_TALARIA_RANGE', 'headDim');
+    expectThrows(() => parameterLayout(undefined as unknown as ModelConfig, LM), 'ERR_TALARIA_DTYPE', 'config');
+    expectThrows(() => parameterLayout(tiny, null as unknown as ModelHeads), 'ERR_TALARIA_DTYPE', 'heads');
+    expectThrows(() => parameterLayout(tiny, { lm: 1, score: false } as unknown as ModelHeads), 'ERR_TALARIA_DTYPE', 'heads.lm');
+    expectThrows(() => parameterCount(tiny, { lm: true } as unknown as ModelHeads), 'ERR_TALARIA_DTYPE', 'heads.score');
   });
 });

@@ -2,7 +2,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { f32ToBf16Bits, type NamedTensor, openSafetensors, readSafetensors, writeSafetensors } from '../lib/index.js';
+import { type NamedTensor, openSafetensors, readSafetensors, writeSafetensors } from '../lib/index.js';
+import { checkAtomicWriteSize, MAX_ATOMIC_WRITE_BYTES } from '../lib/nn/files.js';
+import { f32ToBf16Bits } from '../lib/nn/safetensors.js';
 import { expectBitwiseEqual, expectThrows } from './helpers/assert.js';
 import { randomF32, Rng } from './helpers/random.js';
 
@@ -286,5 +288,13 @@ describe('writeSafetensors rejects bad arguments', () => {
     ['missing directory', () => writeSafetensors(join(dir, 'no', 'such', 'dir.safetensors'), ok()), 'ERR_TALARIA_IO', join(dir, 'no', 'such')],
   ] as const)('%s', (_what, call, code, fragment) => {
     expectThrows(call, code, fragment);
+  });
+
+  // One write() call moves at most 0x7ffff000 bytes on Linux, and write-file-atomic makes only one:
+  // larger files are refused up front rather than silently truncated (checked on sizes, not 2 GB arrays).
+  it('refuses a file larger than one atomic write', () => {
+    expect(MAX_ATOMIC_WRITE_BYTES).toBe(0x7ffff000);
+    expect(() => checkAtomicWriteSize('m.safetensors', MAX_ATOMIC_WRITE_BYTES)).not.toThrow();
+    expectThrows(() => checkAtomicWriteSize('m.safetensors', MAX_ATOMIC_WRITE_BYTES + 1), 'ERR_TALARIA_RANGE', 'm.safetensors');
   });
 });

@@ -195,9 +195,12 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
  * writeFileSync('out/config.json', JSON.stringify(modelConfigToHf(config), null, 2));
  */
 export function modelConfigToHf(config: ModelConfig, options: { torchDtype?: 'float32' | 'bfloat16' } = {}): Record<string, unknown> {
+  const torchDtype = options.torchDtype ?? 'float32';
+  if (torchDtype !== 'float32' && torchDtype !== 'bfloat16')
+    throw talariaError('ERR_TALARIA_RANGE', `torchDtype: expected 'float32' or 'bfloat16', got ${describe(torchDtype)}`);
   const modelType = config.modelType as ModelType;
   if (!MODEL_TYPES.includes(modelType))
-    throw talariaError('ERR_TALARIA_RANGE', `config.modelType must be one of ${MODEL_TYPES.join(', ')}, got ${describe(config.modelType)}`);
+    throw talariaError('ERR_TALARIA_RANGE', `config: modelType must be one of ${MODEL_TYPES.join(', ')}, got ${describe(config.modelType)}`);
   const hf: Record<string, unknown> = {
     architectures: [ARCHITECTURES[modelType]],
     model_type: modelType,
@@ -214,20 +217,55 @@ export function modelConfigToHf(config: ModelConfig, options: { torchDtype?: 'fl
     rope_scaling: null,
     max_position_embeddings: config.maxPositions,
     tie_word_embeddings: config.tieEmbeddings,
-    torch_dtype: options.torchDtype ?? 'float32',
+    torch_dtype: torchDtype,
   };
   if (modelType === 'qwen2') {
     if (!config.qkvBias || config.oBias)
       throw talariaError('ERR_TALARIA_RANGE', `config: a qwen2 model has qkvBias true and oBias false, got qkvBias ${config.qkvBias}, oBias ${config.oBias}`);
   } else {
     if (config.qkvBias !== config.oBias)
-      throw talariaError('ERR_TALARIA_RANGE', `config: a ${modelType} model's attention_bias sets qkvBias and oBias together, got qkvBias ${config.qkvBias}, oBias ${config.oBias}`);
+      throw talariaError('ERR_TALARIA_RANGE', `config: a ${modelType} model has all attention biases or none (qkvBias must equal oBias), got qkvBias ${config.qkvBias}, oBias ${config.oBias}`);
     hf.attention_bias = config.qkvBias;
   }
   if (config.bosTokenId !== undefined) hf.bos_token_id = config.bosTokenId;
   if (config.eosTokenId !== undefined) hf.eos_token_id = config.eosTokenId;
   if (config.padTokenId !== undefined) hf.pad_token_id = config.padTokenId;
   return hf;
+}
+
+/** ModelConfig's name for each HF field, so errors about a config built in code name its own fields. */
+const TS_FIELD: Record<string, keyof ModelConfig> = {
+  model_type: 'modelType', vocab_size: 'vocabSize', hidden_size: 'hiddenSize', intermediate_size: 'intermediateSize',
+  num_attention_heads: 'numHeads', num_key_value_heads: 'numKvHeads', head_dim: 'headDim', num_hidden_layers: 'numLayers',
+  rms_norm_eps: 'rmsNormEps', rope_theta: 'ropeTheta', max_position_embeddings: 'maxPositions',
+  tie_word_embeddings: 'tieEmbeddings', attention_bias: 'qkvBias', bos_token_id: 'bosTokenId', eos_token_id: 'eosTokenId',
+  pad_token_id: 'padTokenId',
+};
+
+/**
+ * Checks a ModelConfig built in code against the same rules as parseModelConfig (by way of its HF
+ * form, so the rules live in one place).
+ *
+ * @throws TalariaError ERR_TALARIA_RANGE (ERR_TALARIA_DTYPE for a non-object) whose message names the
+ * ModelConfig field, e.g. `config: numKvHeads must divide numHeads (12), got 5`.
+ * @example
+ * validateModelConfig({ ...config, numLayers: 4 });
+ */
+export function validateModelConfig(config: ModelConfig, what = 'config'): void {
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
+    throw talariaError('ERR_TALARIA_DTYPE', `${what}: expected a ModelConfig object, got ${describe(config)}`);
+  let roundTrip: ModelConfig;
+  try {
+    roundTrip = parseModelConfig(modelConfigToHf(config), what);
+  } catch (error) {
+    let message = (error as Error).message;
+    for (const [hf, ts] of Object.entries(TS_FIELD)) message = message.replace(new RegExp(`\\b${hf}\\b`, 'g'), ts);
+    throw talariaError('ERR_TALARIA_RANGE', message.startsWith(`${what}: `) ? message : `${what}: ${message}`);
+  }
+  // Anything the HF form cannot carry (a field of the wrong type that survived the mapping) differs here.
+  for (const key of [...Object.values(TS_FIELD), 'oBias'] as (keyof ModelConfig)[])
+    if (JSON.stringify(roundTrip[key]) !== JSON.stringify(config[key]))
+      throw talariaError('ERR_TALARIA_RANGE', `${what}: ${key} is ${describe(config[key])}, which does not survive validation (read back as ${describe(roundTrip[key])})`);
 }
 
 /**

@@ -73,8 +73,21 @@ export function openRandomAccess(path: string): RandomAccessFile {
   };
 }
 
+/**
+ * write-file-atomic's sync API issues one write() call, and Linux moves at most 0x7ffff000 bytes per
+ * call: a larger file would be cut short without an error. Refuse it before anything is written.
+ */
+export const MAX_ATOMIC_WRITE_BYTES = 0x7ffff000;
+
+/** Throws ERR_TALARIA_RANGE naming `path` when `bytes` is more than one atomic write can hold. */
+export function checkAtomicWriteSize(path: string, bytes: number): void {
+  if (bytes > MAX_ATOMIC_WRITE_BYTES)
+    throw talariaError('ERR_TALARIA_RANGE', `${path}: ${bytes} bytes exceed the ${MAX_ATOMIC_WRITE_BYTES} bytes an atomic write can hold (save as BF16 to halve the file)`);
+}
+
 /** Replaces `path` whole with `data`, or throws ERR_TALARIA_IO naming the path (no temp file is left). */
 export function writeFileAtomicChecked(path: string, data: Buffer | string): void {
+  checkAtomicWriteSize(path, Buffer.byteLength(data));
   try {
     writeFileAtomic.sync(path, data, { fsync: true });
   } catch (error) {

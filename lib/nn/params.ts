@@ -6,7 +6,8 @@
 // and tensor-core loads of any tensor are aligned. The one exception: mlp.up_proj follows
 // mlp.gate_proj with no gap, so the engine computes both projections with one GEMM over the [2F, d]
 // block. Names and shapes are Hugging Face Llama's, so checkpoints map one-to-one.
-import type { ModelConfig } from './config.js';
+import { talariaError } from '../native.js';
+import { type ModelConfig, validateModelConfig } from './config.js';
 
 /** Which output heads the model carries: the language-model head, and/or a scalar reward head. */
 export interface ModelHeads {
@@ -38,8 +39,19 @@ export const PARAM_ALIGNMENT = 16;
 
 const alignUp = (n: number) => Math.ceil(n / PARAM_ALIGNMENT) * PARAM_ALIGNMENT;
 
-/** Names and shapes in model (Hugging Face state-dict) order. */
+/** Throws ERR_TALARIA_DTYPE naming the field unless `heads` is { lm: boolean, score: boolean }. */
+export function validateHeads(heads: ModelHeads): void {
+  if (typeof heads !== 'object' || heads === null)
+    throw talariaError('ERR_TALARIA_DTYPE', `heads: expected { lm: boolean, score: boolean }, got ${String(heads)}`);
+  for (const key of ['lm', 'score'] as const)
+    if (typeof heads[key] !== 'boolean')
+      throw talariaError('ERR_TALARIA_DTYPE', `heads.${key}: expected a boolean, got ${JSON.stringify(heads[key]) ?? String(heads[key])}`);
+}
+
+/** Names and shapes in model (Hugging Face state-dict) order, after checking both arguments. */
 function parameterShapes(config: ModelConfig, heads: ModelHeads): { name: string; shape: number[] }[] {
+  validateModelConfig(config);
+  validateHeads(heads);
   const { vocabSize: V, hiddenSize: d, intermediateSize: F, numHeads: H, numKvHeads: Hkv, headDim: Dh } = config;
   const list: { name: string; shape: number[] }[] = [{ name: 'model.embed_tokens.weight', shape: [V, d] }];
   for (let i = 0; i < config.numLayers; i++) {

@@ -9,7 +9,7 @@
 // Writing goes through write-file-atomic, so an existing checkpoint is replaced whole or not at all.
 import { endianness } from 'node:os';
 import { talariaError } from '../native.js';
-import { openRandomAccess, type RandomAccessFile, writeFileAtomicChecked } from './files.js';
+import { checkAtomicWriteSize, openRandomAccess, type RandomAccessFile, writeFileAtomicChecked } from './files.js';
 
 export type SafetensorsDType = 'F32' | 'BF16' | 'F16';
 
@@ -141,6 +141,7 @@ export function writeSafetensors(path: string, tensors: NamedTensor[],
   // Pad the header with spaces so the data area starts 8-byte aligned (as the reference writer does).
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const headerBytes = Math.ceil(json.length / 8) * 8;
+  checkAtomicWriteSize(path, 8 + headerBytes + dataBytes); // before allocating the file's bytes
   const file = Buffer.alloc(8 + headerBytes + dataBytes);
   file.writeBigUInt64LE(BigInt(headerBytes), 0);
   json.copy(file, 8);
