@@ -40,6 +40,8 @@ export interface Trainer {
   trainStep(): StepMetrics;
   /** Held-out metrics (eval loss, accuracy...); optional. */
   evaluate?(): StepMetrics;
+  /** Runs once after the last step, before the final models are saved (e.g. the reward model's bias shift). */
+  finish?(): StepMetrics;
   /** Everything needed to continue exactly where this run is. */
   checkpoint(): TrainerCheckpoint;
   /** Continue from a checkpoint of the same configuration. */
