@@ -4,6 +4,7 @@
 // then times the cases that match the filter, prints the table to stdout and writes the JSON array.
 // Progress goes to stderr, so stdout holds only the report.
 import { loadavg } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { info } from '../lib/index.js';
 import {
   formatReport, matchesFilter, parseBenchOptions, runSuites, selectBackends, writeJsonReport, USAGE, type BenchOptions,
@@ -19,18 +20,20 @@ import logitsSuite from './logits.bench.js';
 import attentionSuite from './attention.bench.js';
 import matmulSuite from './matmul.bench.js';
 import optimizerSuite from './optimizer.bench.js';
+import modelSuite from './model.bench.js';
 
 const SUITES = [
   gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite, attentionSuite, matmulSuite,
-  optimizerSuite,
+  optimizerSuite, modelSuite,
 ];
 
-function main(): number {
+/** Runs the bench with command-line arguments (without node and the script); returns the exit code. */
+export function runBench(argv: string[]): number {
   const machine = info();
   let options: BenchOptions;
   let backends: string[];
   try {
-    options = parseBenchOptions(process.argv.slice(2));
+    options = parseBenchOptions(argv);
     backends = selectBackends(options.backend, machine.backends);
   } catch (error) {
     // Bad arguments are the user's to fix: the message and the usage, without a stack.
@@ -75,4 +78,5 @@ function main(): number {
   return 0;
 }
 
-process.exitCode = main();
+// Run directly (npm run bench): parse this process's arguments.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.exitCode = runBench(process.argv.slice(2));

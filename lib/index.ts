@@ -82,3 +82,17 @@ export type {
   AxpbyInput, EmbeddingBackwardInput, EmbeddingInput, RmsnormBackwardInput, RmsnormBackwardOutput, RmsnormInput,
   RmsnormOutput, SwigluBackwardInput, SwigluInput,
 } from './ops/layers.js';
+export { initialParameters, ModelKvCache, TransformerModel } from './nn/model.js';
+export type { BackwardGradients, ForwardOptions, ForwardResult, ModelOptions, PackedTokens } from './nn/model.js';
+export { generate } from './nn/generate.js';
+export type { GenerateOptions, GenerateResult } from './nn/generate.js';
+export { AdamW, learningRate, WeightEma } from './nn/optim.js';
+export type { AdamWOptions, AdamWState, LrSchedule, StepReport } from './nn/optim.js';
+export { estimateMemory } from './nn/memory.js';
+export type { MemoryEstimate, MemoryOptions } from './nn/memory.js';
+export { Rng } from './util/rng.js';
+export type { RngState } from './util/rng.js';
+export { nonFiniteLoss } from './train/trainer.js';
+export type { RestoredCheckpoint, StepMetrics, Trainer, TrainerCheckpoint } from './train/trainer.js';
+export { latestCheckpoint, runTrainer } from './train/runner.js';
+export type { RunOptions, RunResult } from './train/runner.js';

@@ -15,6 +15,7 @@
 // through kMr, and on FMA contraction).
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "../core/kernels/matmul.h"
@@ -78,6 +79,7 @@ const MicroKernel& micro_kernel() {
 constexpr int64_t kKc = 256;   // K slice: a kMr x KC sliver of A (12 KB) stays in L1
 constexpr int64_t kMc = 192;   // rows of A per task, rounded down to kMr: MC x KC = 192 KB in L2
 constexpr int64_t kNc = 2048;  // columns of B per packed panel: KC x NC = 2 MB
+constexpr double kSerialFlops = 1 << 20;  // below this, one thread (see matmul())
 
 // op(A)[i][p] and op(B)[p][j] in the stored layouts.
 struct Operands {
@@ -146,7 +148,19 @@ void matmul(const MatmulArgs& args) {
   const Operands op{args};
   const int64_t mc = std::max<int64_t>(mk.mr, kMc / mk.mr * mk.mr);
   const int64_t row_blocks = (args.m + mc - 1) / mc;
-  std::vector<float> packed_b(static_cast<size_t>(kKc * ((kNc + mk.nr - 1) / mk.nr) * mk.nr));
+  // The caller's own grow-only buffer, never zero-filled: a fresh 2 MB vector per call cost ~40 us, more
+  // than a whole decode-step GEMM. Workers only read it during this call.
+  thread_local std::unique_ptr<float[]> packed_b_storage;
+  thread_local size_t packed_b_capacity = 0;
+  const size_t packed_b_size =
+      static_cast<size_t>(std::min(kKc, args.k) * ((std::min(kNc, args.n) + mk.nr - 1) / mk.nr) * mk.nr);
+  if (packed_b_capacity < packed_b_size) {
+    packed_b_storage.reset(new float[packed_b_size]);
+    packed_b_capacity = packed_b_size;
+  }
+  float* const packed_b = packed_b_storage.get();
+  // Below ~1 MFLOP, waking a worker (~7 us here) costs more than it saves: one range, on this thread.
+  const bool serial = 2.0 * static_cast<double>(args.m) * static_cast<double>(args.n) * static_cast<double>(args.k) < kSerialFlops;
 
   for (int64_t j0 = 0; j0 < args.n; j0 += kNc) {
     const int64_t cols = std::min(kNc, args.n - j0);
@@ -156,11 +170,11 @@ void matmul(const MatmulArgs& args) {
     const int64_t per_chunk = (panels + chunks - 1) / chunks;
     for (int64_t p0 = 0; p0 < args.k; p0 += kKc) {
       const int64_t kc = std::min(kKc, args.k - p0);
-      parallel_for(0, panels, 4, [&](int64_t lo, int64_t hi) {
-        pack_b(op, mk.nr, p0, kc, j0, cols, lo, hi, packed_b.data());
+      parallel_for(0, panels, serial ? panels : 4, [&](int64_t lo, int64_t hi) {
+        pack_b(op, mk.nr, p0, kc, j0, cols, lo, hi, packed_b);
       });
       const TileUpdate up{args.alpha, args.beta, p0 == 0};
-      parallel_for(0, row_blocks * chunks, 1, [&](int64_t lo, int64_t hi) {
+      parallel_for(0, row_blocks * chunks, serial ? row_blocks * chunks : 1, [&](int64_t lo, int64_t hi) {
         thread_local std::vector<float> packed_a;
         packed_a.resize(static_cast<size_t>(mc * kKc));
         for (int64_t task = lo; task < hi; task++) {
@@ -169,7 +183,7 @@ void matmul(const MatmulArgs& args) {
           pack_a(op, mk.mr, i0, rows, p0, kc, packed_a.data());
           for (int64_t jp = first; jp < last; jp++)
             for (int64_t ib = 0; ib < rows; ib += mk.mr)
-              mk.tile(kc, packed_a.data() + ib * kc, packed_b.data() + jp * kc * mk.nr,
+              mk.tile(kc, packed_a.data() + ib * kc, packed_b + jp * kc * mk.nr,
                       args.c + (i0 + ib) * args.n + j0 + jp * mk.nr, args.n, std::min<int64_t>(mk.mr, rows - ib),
                       std::min<int64_t>(mk.nr, cols - jp * mk.nr), up);
         }
