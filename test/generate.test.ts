@@ -23,7 +23,7 @@ describe.each(backendsUnderTest)('generation on $backend', ({ backend, device })
   const config = tinyConfig({ vocabSize: 23 });
   // Larger init than HF's 0.02 so the tiny model's distribution is far from uniform.
   const makeModel = () => new TransformerModel(config, heads, { device, seed: 3, initStd: 0.5, trainable: false });
-  const tol = backend === 'cpu' ? 1e-4 : 5e-2;
+  const tol = backend === 'cpu' ? 1e-4 : 1e-1; // CUDA: bf16 tensor-core operands in the full forward, f32 in decode
 
   it('KV-cache decoding gives the logits of a full forward over the whole sequence', () => {
     const model = makeModel();

@@ -66,7 +66,7 @@ function expectOutputClose(got: Float32Array, want: Float64Array, rel: number, w
 
 describe.each(backendsUnderTest)('TransformerModel on $backend', ({ backend, device }) => {
   // CUDA GEMMs and attention take bf16 operands (2^-8 relative); the CPU is f32 throughout.
-  const tol = backend === 'cpu' ? { out: 2e-5, grad: 1e-4 } : { out: 3e-2, grad: 5e-2 };
+  const tol = backend === 'cpu' ? { out: 2e-5, grad: 1e-4 } : { out: 5e-2, grad: 1e-1 };
 
   it.each(CASES)('$label: outputs and every gradient match the float64 reference', ({ config, heads }) => {
     const model = new TransformerModel(config, heads, { device });
