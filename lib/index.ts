@@ -82,3 +82,7 @@ export type {
   AxpbyInput, EmbeddingBackwardInput, EmbeddingInput, RmsnormBackwardInput, RmsnormBackwardOutput, RmsnormInput,
   RmsnormOutput, SwigluBackwardInput, SwigluInput,
 } from './ops/layers.js';
+export { encodePretrainingTexts, encodeSftRecords, SftTrainer } from './train/sft.js';
+export type { OptimizationOptions, SftTrainerOptions } from './train/sft.js';
+export { accumulateRankingGradient, encodeRewardRecords, RewardTrainer, scoreSequences } from './train/reward.js';
+export type { RankingGradientReport, ReferenceCompletion, RewardExample, RewardTrainerOptions } from './train/reward.js';
