@@ -36,15 +36,15 @@ export interface OptimizationOptions {
 /** @internal A number option: DTYPE when not a number, RANGE when outside [min, max] (or not an integer). */
 export function checkNumberOption(fn: string, name: string, value: unknown, rule: { min?: number; max?: number; integer?: boolean; above?: number; infinite?: boolean }): number {
   if (typeof value !== 'number') throw new TalariaError(`${fn}: ${name} must be a number, got ${describeValue(value)}`, 'ERR_TALARIA_DTYPE');
-  const finiteOk = Number.isFinite(value) || (rule.infinite === true && value === Infinity);
+  const infinite = rule.infinite === true && value === Infinity;
   const ok =
-    finiteOk &&
-    (!rule.integer || Number.isSafeInteger(value)) &&
+    (Number.isFinite(value) || infinite) &&
+    (!rule.integer || infinite || Number.isSafeInteger(value)) &&
     (rule.min === undefined || value >= rule.min) &&
     (rule.max === undefined || value <= rule.max) &&
     (rule.above === undefined || value > rule.above);
   if (!ok) {
-    const parts = [rule.integer ? 'an integer' : rule.infinite ? 'a number' : 'a finite number'];
+    const parts = [rule.integer ? (rule.infinite ? 'an integer (or Infinity)' : 'an integer') : rule.infinite ? 'a number' : 'a finite number'];
     if (rule.above !== undefined) parts.push(`> ${rule.above}`);
     if (rule.min !== undefined) parts.push(`>= ${rule.min}`);
     if (rule.max !== undefined) parts.push(`<= ${rule.max}`);
