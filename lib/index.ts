@@ -85,4 +85,4 @@ export type {
 export { encodePretrainingTexts, encodeSftRecords, SftTrainer } from './train/sft.js';
 export type { OptimizationOptions, SftTrainerOptions } from './train/sft.js';
 export { accumulateRankingGradient, encodeRewardRecords, RewardTrainer, scoreSequences } from './train/reward.js';
-export type { RankingGradientReport, ReferenceCompletion, RewardExample, RewardTrainerOptions } from './train/reward.js';
+export type { RankingGradientOptions, RankingGradientReport, ReferenceCompletion, RewardExample, RewardTrainerOptions } from './train/reward.js';

@@ -220,6 +220,20 @@ describe('the K-wise batch', () => {
     expect(kwise.loss).toBeCloseTo(byHand, 5);
   });
 
+  it('rejects bad input, naming it', () => {
+    const model = newModel(1);
+    expectThrows(() => accumulateRankingGradient({} as never, [example]), DTYPE, 'model');
+    expectThrows(() => accumulateRankingGradient(newModel(1, undefined, { lm: true, score: false }), [example]), RANGE, 'model');
+    expectThrows(() => accumulateRankingGradient(model, 'x' as never), DTYPE, 'examples');
+    expectThrows(() => accumulateRankingGradient(model, [{ ...example, ranks: [0, 1] }]), SHAPE, 'examples[0].ranks');
+    expectThrows(() => accumulateRankingGradient(model, [{ ...example, completions: [example.completions[0]], ranks: [0] }]), SHAPE, 'examples[0].completions');
+    expectThrows(() => accumulateRankingGradient(model, [example], null as never), DTYPE, 'options');
+    expectThrows(() => accumulateRankingGradient(model, [example], { batchTokens: 10 }), RANGE, 'batchTokens');
+    expectThrows(() => accumulateRankingGradient(model, [example], { stage: 3 as never }), DTYPE, 'stage');
+    expectThrows(() => accumulateRankingGradient(model, [example], { step: -1 }), RANGE, 'step');
+    expect(accumulateRankingGradient(model, [])).toEqual({ loss: 0, accuracy: 0, pairs: 0, tokens: 0 });
+  });
+
   it('gives the same gradient whether the batch runs as one forward or several (batchTokens)', () => {
     const examples = encodeRewardRecords(tokenizer, preferenceRecords(6, 17));
     const model = newModel(14, undefined, rmHeads, 0.1);

@@ -9,7 +9,7 @@
 import { describeValue } from '../data/describe.js';
 import type { RewardRecord } from '../data/records.js';
 import { TalariaError, talariaError } from '../native.js';
-import type { ForwardResult, TransformerModel } from '../nn/model.js';
+import { type ForwardResult, TransformerModel } from '../nn/model.js';
 import { rankingLoss } from '../ops/preference.js';
 import { Tensor } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -55,6 +55,14 @@ export interface RewardTrainerOptions extends OptimizationOptions {
   batchTokens?: number;
   /** The demonstrations: finish() shifts the score bias so they score 0 on average. Without them, no shift. */
   referenceCompletions?: readonly ReferenceCompletion[];
+}
+
+export interface RankingGradientOptions {
+  /** Most tokens in one forward pass (an integer >= each prompt's K sequences together, or Infinity). Default Infinity. */
+  batchTokens?: number;
+  /** The stage and step a nonFiniteLoss error names. Default 'rm', 0. */
+  stage?: string;
+  step?: number;
 }
 
 /** What one batch's loss and gradient came to. */
@@ -127,7 +135,7 @@ export class RewardTrainer implements Trainer {
     if (this.done >= this.totalSteps) throw talariaError('ERR_TALARIA_RANGE', `rm: trainStep called after the last of ${this.totalSteps} steps`);
     const { epoch, indices } = this.order.next(this.promptsPerBatch);
     this.model.zeroGrad();
-    const report = accumulateRankingGradient(this.model, indices.map((i) => this.train[i]), { batchTokens: this.batchTokens, stage: this.stage, step: this.done });
+    const report = rankingGradient(this.model, indices.map((i) => this.train[i]), this.batchTokens, this.stage, this.done);
     const { lr, gradNorm } = this.optimizer.step(this.stage, this.done);
     this.done++;
     return { loss: report.loss, accuracy: report.accuracy, pairs: report.pairs, tokens: report.tokens, lr, gradNorm, epoch };
@@ -214,12 +222,20 @@ export class RewardTrainer implements Trainer {
  * model.zeroGrad();
  * const { loss, accuracy } = accumulateRankingGradient(model, batch);
  */
-export function accumulateRankingGradient(
-  model: TransformerModel,
-  examples: readonly RewardExample[],
-  options: { batchTokens?: number; stage?: string; step?: number } = {},
-): RankingGradientReport {
-  const batchTokens = options.batchTokens ?? Infinity;
+export function accumulateRankingGradient(model: TransformerModel, examples: readonly RewardExample[], options: RankingGradientOptions = {}): RankingGradientReport {
+  const fn = 'accumulateRankingGradient';
+  checkTrainerBasics(fn, { model }, 'score', 'model');
+  if (options === null || typeof options !== 'object') throw new TalariaError(`${fn}: options must be an object, got ${describeValue(options)}`, 'ERR_TALARIA_DTYPE');
+  const batchTokens = optionalNumber(fn, options, 'batchTokens', Infinity, { integer: true, min: 1, infinite: true });
+  checkRewardExamples(fn, 'examples', examples, model, batchTokens, true);
+  if (options.stage !== undefined && typeof options.stage !== 'string')
+    throw new TalariaError(`${fn}: options.stage must be a string, got ${describeValue(options.stage)}`, 'ERR_TALARIA_DTYPE');
+  const step = optionalNumber(fn, options, 'step', 0, { integer: true, min: 0 });
+  return rankingGradient(model, examples, batchTokens, options.stage ?? 'rm', step);
+}
+
+/** accumulateRankingGradient on checked input. */
+function rankingGradient(model: TransformerModel, examples: readonly RewardExample[], batchTokens: number, stage: string, step: number): RankingGradientReport {
   const rankedPrompts = examples.filter((e) => new Set(e.ranks).size > 1).length;
   const groupTokens = examples.map((e) => sequencesOf(e).reduce((n, s) => n + s.length, 0));
   let loss = 0;
@@ -234,7 +250,7 @@ export function accumulateRankingGradient(
     try {
       const { offsets, ranks } = rankLayout(group);
       const result = rankingLoss({ scores, offsets, ranks });
-      if (!Number.isFinite(result.loss)) throw nonFiniteLoss(options.stage ?? 'rm', options.step ?? 0, 'loss', result.loss);
+      if (!Number.isFinite(result.loss)) throw nonFiniteLoss(stage, step, 'loss', result.loss);
       const weight = rankedPrompts > 0 ? result.stats.rankedPrompts / rankedPrompts : 0;
       loss += weight * result.loss;
       correct += Math.round(result.stats.accuracy * result.stats.pairs);
@@ -266,7 +282,7 @@ export function accumulateRankingGradient(
  */
 export function scoreSequences(model: TransformerModel, sequences: readonly Int32Array[], batchTokens: number): Float32Array {
   const fn = 'scoreSequences';
-  if (model === null || typeof model !== 'object' || typeof model.forward !== 'function' || !model.layout)
+  if (!(model instanceof TransformerModel))
     throw new TalariaError(`${fn}: model must be a TransformerModel, got ${describeValue(model)}`, 'ERR_TALARIA_DTYPE');
   if (!model.heads.score) throw new TalariaError(`${fn}: model must have a score head (heads { score: true }), got heads ${JSON.stringify(model.heads)}`, 'ERR_TALARIA_RANGE');
   if (!Array.isArray(sequences)) throw new TalariaError(`${fn}: sequences must be an array of Int32Array, got ${describeValue(sequences)}`, 'ERR_TALARIA_DTYPE');

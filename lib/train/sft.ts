@@ -9,7 +9,7 @@ import { describeValue } from '../data/describe.js';
 import { encodePretraining, encodeSft, packBatch, TokenBudgetBatcher, type BatcherPosition, type EncodedExample } from '../data/batches.js';
 import type { SftRecord } from '../data/records.js';
 import { TalariaError, talariaError } from '../native.js';
-import type { TransformerModel } from '../nn/model.js';
+import { TransformerModel } from '../nn/model.js';
 import { AdamW, learningRate, type LrSchedule } from '../nn/optim.js';
 import { crossEntropy } from '../ops/logits.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -54,15 +54,14 @@ export function checkNumberOption(fn: string, name: string, value: unknown, rule
 }
 
 /** @internal The options object itself, and a trainable model with the head the stage needs. */
-export function checkTrainerBasics(fn: string, options: unknown, head: 'lm' | 'score'): void {
+export function checkTrainerBasics(fn: string, options: unknown, head: 'lm' | 'score', name = 'options.model'): void {
   if (options === null || typeof options !== 'object' || Array.isArray(options))
     throw new TalariaError(`${fn}: options must be an object, got ${describeValue(options)}`, 'ERR_TALARIA_DTYPE');
   const model = (options as { model?: TransformerModel }).model;
-  if (model === null || typeof model !== 'object' || typeof model.forward !== 'function' || !model.layout)
-    throw new TalariaError(`${fn}: options.model must be a TransformerModel, got ${describeValue(model)}`, 'ERR_TALARIA_DTYPE');
+  if (!(model instanceof TransformerModel)) throw new TalariaError(`${fn}: ${name} must be a TransformerModel, got ${describeValue(model)}`, 'ERR_TALARIA_DTYPE');
   if (!model.heads[head])
-    throw new TalariaError(`${fn}: options.model must have ${head === 'lm' ? 'an LM head' : 'a score head'} (heads { ${head}: true }), got heads ${JSON.stringify(model.heads)}`, 'ERR_TALARIA_RANGE');
-  if (!model.trainable) throw new TalariaError(`${fn}: options.model must be trainable, got a frozen model (trainable: false)`, 'ERR_TALARIA_RANGE');
+    throw new TalariaError(`${fn}: ${name} must have ${head === 'lm' ? 'an LM head' : 'a score head'} (heads { ${head}: true }), got heads ${JSON.stringify(model.heads)}`, 'ERR_TALARIA_RANGE');
+  if (!model.trainable) throw new TalariaError(`${fn}: ${name} must be trainable, got a frozen model (trainable: false)`, 'ERR_TALARIA_RANGE');
 }
 
 /** @internal An optional number option with its default. */
