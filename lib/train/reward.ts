@@ -144,13 +144,14 @@ export class RewardTrainer implements Trainer {
   /** {evalLoss, evalAccuracy}: the K-wise loss and the pairwise accuracy over the whole eval set, no gradients. */
   evaluate(): StepMetrics {
     if (this.evalExamples.length === 0) return {};
-    const scores: number[] = [];
+    const { offsets, ranks } = rankLayout(this.evalExamples);
+    const scores = new Float32Array(ranks.length);
+    // promptsPerBatch prompts per scoring call, so evaluation never holds more than a training batch.
     for (let start = 0; start < this.evalExamples.length; start += this.promptsPerBatch) {
       const chunk = this.evalExamples.slice(start, start + this.promptsPerBatch);
-      scores.push(...scoreSequences(this.model, chunk.flatMap(sequencesOf), this.batchTokens));
+      scores.set(scoreSequences(this.model, chunk.flatMap(sequencesOf), this.batchTokens), offsets[start]);
     }
-    const { offsets, ranks } = rankLayout(this.evalExamples);
-    const result = rankingLoss({ scores: Float32Array.from(scores), offsets, ranks });
+    const result = rankingLoss({ scores, offsets, ranks });
     return { evalLoss: result.loss, evalAccuracy: result.stats.accuracy, evalPairs: result.stats.pairs };
   }
 
