@@ -3,6 +3,9 @@
 // sequence's last token (EOS, or the last response token when there is none), the bias shift centres
 // the demonstrations at 0, a resumed run is bitwise identical, a NaN stops before the update, and every
 // option is checked.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ByteTokenizer, rankingLoss, TalariaError } from '../lib/index.js';
 import { TransformerModel } from '../lib/nn/model.js';
@@ -102,6 +105,23 @@ describe('RewardTrainer', () => {
     expect(metrics[metrics.length - 1].accuracy).toBeGreaterThanOrEqual(0.9);
     expect(metrics[0].pairs).toBe(32);
     expect(() => trainer.trainStep()).toThrow(TalariaError);
+  });
+
+  it('trains a reward model loaded from an SFT checkpoint with a fresh (zero) score head', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'talaria-rm-'));
+    try {
+      newModel(12, undefined, { lm: true, score: false }).save(dir);
+      const model = track(TransformerModel.fromPretrained(dir, rmHeads, { initMissingScore: true }));
+      const train = tiedByClass(encodeRewardRecords(tokenizer, preferenceRecords(32, 41)));
+      const held = tiedByClass(encodeRewardRecords(tokenizer, preferenceRecords(16, 42)));
+      const trainer = new RewardTrainer(rmOptions({ model, train, eval: held, epochs: 6, promptsPerBatch: 8, lr: 3e-3 }));
+      // A zero head scores everything alike: no pair is ordered yet.
+      expect(trainer.evaluate().evalAccuracy).toBe(0);
+      while (trainer.stepsDone < trainer.totalSteps) trainer.trainStep();
+      expect(trainer.evaluate().evalAccuracy).toBeGreaterThanOrEqual(0.9);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads the score at EOS: it learns "ended beats cut short" for responses identical up to the EOS', () => {
