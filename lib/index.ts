@@ -96,3 +96,7 @@ export { nonFiniteLoss } from './train/trainer.js';
 export type { RestoredCheckpoint, StepMetrics, Trainer, TrainerCheckpoint } from './train/trainer.js';
 export { latestCheckpoint, runTrainer } from './train/runner.js';
 export type { RunOptions, RunResult } from './train/runner.js';
+export { encodePretrainingTexts, encodeSftRecords, SftTrainer } from './train/sft.js';
+export type { OptimizationOptions, SftTrainerOptions } from './train/sft.js';
+export { accumulateRankingGradient, encodeRewardRecords, RewardTrainer, scoreSequences } from './train/reward.js';
+export type { RankingGradientOptions, RankingGradientReport, ReferenceCompletion, RewardExample, RewardTrainerOptions } from './train/reward.js';
