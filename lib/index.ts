@@ -82,3 +82,15 @@ export type {
   AxpbyInput, EmbeddingBackwardInput, EmbeddingInput, RmsnormBackwardInput, RmsnormBackwardOutput, RmsnormInput,
   RmsnormOutput, SwigluBackwardInput, SwigluInput,
 } from './ops/layers.js';
+export {
+  evalPrompts, evaluatePolicy, judgeSamples, klToReference, POLICY_EVALUATION_FIELDS, pretrainingLoss, rmAccuracy,
+  sampleResponses,
+} from './pipeline/evaluate.js';
+export type {
+  EvaluatePolicyOptions, JudgedSample, PolicyEvaluation, RankedGroup, RewardScorer, RmAccuracy, Sample,
+  SampleResponsesOptions,
+} from './pipeline/evaluate.js';
+export { barChart, formatResultsTable, lineChart, POLICY_NAMES, pytorchReferenceA, renderReport } from './pipeline/report.js';
+export type {
+  BarChartOptions, ChartSeries, LineChartOptions, PipelineResults, PolicyName, ReferenceNumbers, ReportInput,
+} from './pipeline/report.js';
