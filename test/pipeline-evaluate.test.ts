@@ -188,6 +188,8 @@ describe('sampleResponses', () => {
     expectThrows(() => sampleResponses(model, tokenizer, prompts, { seed: 1 } as never), DTYPE, 'maxNewTokens');
     expectThrows(() => sampleResponses(model, tokenizer, prompts, { ...ok, batchSize: 0 }), RANGE, 'batchSize');
     expectThrows(() => sampleResponses(model, tokenizer, prompts, { ...ok, batchSize: 'x' as never }), DTYPE, 'batchSize');
+    const unsuppressed = makeModel(1, { suppress: false });
+    expectThrows(() => sampleResponses(unsuppressed, tokenizer, prompts, ok), RANGE, 'suppressTokens');
     // The prompt plus the budget must fit the model's positions (generate's own check).
     expectThrows(() => sampleResponses(model, tokenizer, prompts, { ...ok, maxNewTokens: 64 }), RANGE, 'maxNewTokens');
   });

@@ -150,7 +150,8 @@ export function barChart(options: BarChartOptions): string {
         const labelY = v >= 0 ? top - 3 : top + Math.abs(y - zero) + 11;
         parts.push(`<text x="${fmt(x + barWidth * 0.46)}" y="${fmt(labelY)}" text-anchor="middle" font-size="10">${escapeHtml(tickLabel(v, 0.01))}</text>`);
       });
-      parts.push(`<text x="${fmt(plot.x + slot * (j + 0.5))}" y="${plot.y + plot.h + 14}" text-anchor="middle">${escapeHtml(category)}</text>`);
+      // Below the value labels of negative bars (which may reach ~12px under the frame).
+      parts.push(`<text x="${fmt(plot.x + slot * (j + 0.5))}" y="${plot.y + plot.h + 26}" text-anchor="middle">${escapeHtml(category)}</text>`);
     });
   }
   parts.push(axisLabels(plot, '', yLabel), legend.render(plot.y + plot.h + margin.bottom - 6), '</svg>');

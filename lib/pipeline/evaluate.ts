@@ -146,8 +146,8 @@ export function evalPrompts(world: World, seed: number, count = 600): PromptSamp
 
 /**
  * One temperature-1 sample per prompt from `model` (prompted with BOS + prompt, stopping at EOS or after
- * maxNewTokens), generated in batches. Deterministic for a seed and batchSize. PAD and BOS are kept out
- * of the samples by the model's suppressTokens (build it with tokenizer.neverSample).
+ * maxNewTokens), generated in batches. Deterministic for a seed and batchSize. The model must suppress
+ * tokenizer.neverSample (PAD, BOS): build it with `suppressTokens: tokenizer.neverSample`.
  *
  * @example
  * const samples = sampleResponses(sft, tokenizer, evalPrompts(world, 0), { seed: 1, maxNewTokens: world.responseBudget });
@@ -163,6 +163,12 @@ export function sampleResponses(model: TransformerModel, tokenizer: Tokenizer, p
   const batchSize = options.batchSize ?? 128;
   requirePositiveInteger(batchSize, 'options.batchSize', where);
   if (!model.heads.lm) throw new TalariaError(`${where}: model must have an LM head to sample from`, 'ERR_TALARIA_RANGE');
+  const unsuppressed = (tokenizer.neverSample ?? []).filter((id) => !model.suppressTokens.includes(id));
+  if (unsuppressed.length)
+    throw new TalariaError(
+      `${where}: model must suppress the tokenizer's neverSample tokens [${unsuppressed.join(', ')}] (build it with suppressTokens: tokenizer.neverSample), got suppressTokens [${model.suppressTokens.join(', ')}]`,
+      'ERR_TALARIA_RANGE',
+    );
 
   const samples: Sample[] = [];
   let offset = 0;
