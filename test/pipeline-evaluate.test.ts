@@ -288,6 +288,8 @@ describe('klToReference', () => {
     expectThrows(() => klToReference(other, [{ ...samples[0], promptTokens: new Int32Array(0) }]), SHAPE, 'promptTokens');
     expectThrows(() => klToReference(other, [{ ...samples[0], logprobs: new Float32Array(samples[0].tokens.length + 1) }]), SHAPE, 'logprobs');
     expectThrows(() => klToReference(other, [{ ...samples[0], tokens: new Int32Array(0), logprobs: new Float32Array(0) }]), SHAPE, 'tokens');
+    const long = { ...samples[0], promptTokens: new Int32Array(60).fill(1), tokens: new Int32Array(8).fill(2), logprobs: new Float32Array(8) };
+    expectThrows(() => klToReference(other, [samples[0], long], { batchSize: 1 }), RANGE, 'samples[1]');
     expectThrows(() => klToReference(other, samples, { batchSize: -1 }), RANGE, 'batchSize');
     expectThrows(() => klToReference(other, samples, 'big' as never), DTYPE, 'options');
     const scoreOnly = new TransformerModel(tinyConfig({ vocabSize: tokenizer.vocabSize }), { lm: false, score: true }, { trainable: false });
@@ -329,7 +331,7 @@ describe('pretrainingLoss', () => {
     expectThrows(() => pretrainingLoss(model, tokenizer, []), SHAPE, 'documents');
     expectThrows(() => pretrainingLoss(model, tokenizer, ['ab', 3] as never), DTYPE, 'documents[1]');
     expectThrows(() => pretrainingLoss(model, tokenizer, ['ab', '']), RANGE, 'documents[1]');
-    expectThrows(() => pretrainingLoss(model, tokenizer, ['a'.repeat(65)]), RANGE, 'max_position_embeddings');
+    expectThrows(() => pretrainingLoss(model, tokenizer, ['ab', 'a'.repeat(65)], 1), RANGE, 'documents[1]');
     expectThrows(() => pretrainingLoss(model, tokenizer, documents, 0), RANGE, 'batchSize');
     expectThrows(() => pretrainingLoss(model, tokenizer, documents, null as never), DTYPE, 'batchSize');
   });

@@ -217,6 +217,13 @@ describe('renderReport', () => {
     expect(bare).not.toContain('reference');
   });
 
+  it('shows a config JSON cannot hold instead of throwing', () => {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    const page = renderReport({ world: 'a', results: { ...results, config: cyclic }, metrics: [], samples: {} });
+    expect(page).toContain('config is not JSON-serialisable');
+  });
+
   it('rejects bad input', () => {
     const good = reportInput();
     expectThrows(() => renderReport(undefined as never), DTYPE, 'input');

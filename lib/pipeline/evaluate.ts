@@ -289,7 +289,8 @@ export function klToReference(reference: TransformerModel, samples: readonly Sam
   for (let start = 0; start < samples.length; start += batchSize) {
     const batch = samples.slice(start, start + batchSize);
     const sequences = batch.map((s) => concat(s.promptTokens, s.tokens));
-    const refLogp = nextTokenScores(reference, sequences, where, (logits, targets) => {
+    const label = (i: number) => `samples[${start + i}] (promptTokens + tokens)`;
+    const refLogp = nextTokenScores(reference, sequences, where, label, (logits, targets) => {
       const { logp, entropy, lse } = logprobEntropy({ logits, targets, temperature: 1 });
       const values = logp.toArray() as Float32Array;
       for (const t of [logp, entropy, lse]) t.dispose();
@@ -330,7 +331,7 @@ export function pretrainingLoss(model: TransformerModel, tokenizer: Tokenizer, d
   let count = 0;
   for (let start = 0; start < documents.length; start += batchSize) {
     const sequences = documents.slice(start, start + batchSize).map((d) => concat(Int32Array.of(tokenizer.bosId), tokenizer.encode(d)));
-    nextTokenScores(model, sequences, where, (logits, targets) => {
+    nextTokenScores(model, sequences, where, (i) => `documents[${start + i}] (BOS + its tokens)`, (logits, targets) => {
       const out = crossEntropy({ logits, targets, inPlace: true });
       nll += out.loss * out.count;
       count += out.count;
@@ -407,21 +408,21 @@ function concat(a: Int32Array, b: Int32Array): Int32Array {
 }
 
 /**
- * One forward pass (grad: false) over the sequences without their last tokens, with each row's target
- * the next token; `score` turns the logits [N, V] and targets into per-row values. Returns them with
+ * One forward pass (grad: false) over the sequences (each at least 2 tokens) without their last tokens,
+ * with each row's target the next token; `score` turns the logits [N, V] and targets into per-row values. Returns them with
  * the offset of each sequence's first row.
  */
 function nextTokenScores(
   model: TransformerModel,
   sequences: Int32Array[],
   where: string,
+  label: (i: number) => string,
   score: (logits: Tensor, targets: Int32Array) => Float32Array,
 ): { values: Float32Array; offsets: Int32Array } {
   const offsets = new Int32Array(sequences.length + 1);
   sequences.forEach((s, i) => {
-    if (s.length < 2) throw new TalariaError(`${where}: sequence ${i} has ${s.length} token(s); it needs at least 2 to predict one`, 'ERR_TALARIA_SHAPE');
     if (s.length - 1 > model.config.maxPositions)
-      throw new TalariaError(`${where}: sequence ${i} has ${s.length} tokens; at most max_position_embeddings + 1 = ${model.config.maxPositions + 1} fit`, 'ERR_TALARIA_RANGE');
+      throw new TalariaError(`${where}: ${label(i)} is ${s.length} tokens long; at most max_position_embeddings + 1 = ${model.config.maxPositions + 1} fit`, 'ERR_TALARIA_RANGE');
     offsets[i + 1] = offsets[i] + s.length - 1;
   });
   const ids = new Int32Array(offsets[sequences.length]);

@@ -215,9 +215,18 @@ export function renderReport(input: ReportInput): string {
     '<h2>Sample responses</h2>',
     ...POLICY_NAMES.map((name) => samplesTable(name, input.samples[name] ?? [])),
     '<h2>Configuration</h2>',
-    `<pre>${escapeHtml(JSON.stringify(results.config ?? null, null, 2) ?? 'null')}</pre>`,
+    `<pre>${escapeHtml(configText(results.config))}</pre>`,
   ];
   return `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Talaria pipeline report: world ${escapeHtml(input.world)}</title><style>${css}</style></head><body>\n${sections.join('\n')}\n</body></html>\n`;
+}
+
+/** The run's config as indented JSON; a value JSON cannot hold (a BigInt, a cycle) is reported, not thrown. */
+function configText(config: unknown): string {
+  try {
+    return JSON.stringify(config ?? null, null, 2) ?? 'null';
+  } catch (err) {
+    return `(config is not JSON-serialisable: ${err instanceof Error ? err.message : String(err)})`;
+  }
 }
 
 function resultsTable(results: PipelineResults, reference: ReferenceNumbers | undefined): string {
