@@ -83,8 +83,8 @@ export type {
   RmsnormOutput, SwigluBackwardInput, SwigluInput,
 } from './ops/layers.js';
 export {
-  evalPrompts, evaluatePolicy, judgeSamples, klToReference, POLICY_EVALUATION_FIELDS, pretrainingLoss, rmAccuracy,
-  sampleResponses,
+  evalPrompts, evaluatePolicy, judgeSamples, klToReference, POLICY_EVALUATION_FIELDS, pretrainingLoss, rankSamples,
+  rmAccuracy, sampleResponses,
 } from './pipeline/evaluate.js';
 export type {
   EvaluatePolicyOptions, JudgedSample, PolicyEvaluation, RankedGroup, RewardScorer, RmAccuracy, Sample,

@@ -5,13 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { TransformerModel } from '../lib/nn/model.js';
 import { logprobEntropy } from '../lib/ops/logits.js';
 import {
-  evalPrompts, evaluatePolicy, judgeSamples, klToReference, pretrainingLoss, rmAccuracy, sampleResponses,
+  evalPrompts, evaluatePolicy, judgeSamples, klToReference, pretrainingLoss, rankSamples, rmAccuracy, sampleResponses,
   type RankedGroup, type Sample,
 } from '../lib/pipeline/evaluate.js';
 import { Rng } from '../lib/util/rng.js';
 import type { Tokenizer } from '../lib/tokenizer/tokenizer.js';
 import { ByteTokenizer } from '../lib/tokenizer/byte.js';
-import { rankCompletions } from '../lib/world/load.js';
+import { rankCompletions, selectDistinct } from '../lib/world/load.js';
 import { worldA } from '../lib/world/task-a.js';
 import type { PromptSample, World } from '../lib/world/types.js';
 import { expectThrows } from './helpers/assert.js';
@@ -394,5 +394,31 @@ describe('rmAccuracy', () => {
     expectThrows(() => rmAccuracy((_, r) => new Float32Array(r.length).fill(NaN), groups), FORMAT, 'score');
     expectThrows(() => rmAccuracy(perfect, groups, { batchSize: 0 }), RANGE, 'batchSize');
     expectThrows(() => rmAccuracy(perfect, groups, [] as never), DTYPE, 'options');
+  });
+});
+
+describe('rankSamples', () => {
+  const model = makeModel(2);
+  const prompt = randomPrompts(7, 1)[0];
+  const six = sampleResponses(model, tokenizer, Array.from({ length: 6 }, () => prompt), { seed: 4, maxNewTokens: 6 });
+  const four = selectDistinct(six, 4);
+
+  it('ranks like rankCompletions with the same draws, scores like the labeler, and carries the tokens', () => {
+    const group = rankSamples(worldA, new Rng(9), four);
+    expect(group.ranking).toEqual(rankCompletions(worldA, new Rng(9), prompt.answer, four));
+    expect(group.scores).toEqual(four.map((s) => worldA.judge(prompt.answer, s.response, s.ended).score));
+    expect(group.prompt).toBe(four[0].promptTokens);
+    expect(group.responses).toEqual(four.map((s) => s.tokens));
+    const acc = rmAccuracy((_, r) => Float32Array.from(r, (x) => group.scores[group.responses.indexOf(x)]), [group]);
+    expect(acc.exact === null || acc.exact === 1).toBe(true);
+  });
+
+  it('rejects bad arguments', () => {
+    expectThrows(() => rankSamples(null as never, new Rng(1), four), DTYPE, 'world');
+    expectThrows(() => rankSamples(worldA, 1 as never, four), DTYPE, 'rng');
+    expectThrows(() => rankSamples(worldA, new Rng(1), 'x' as never), DTYPE, 'samples');
+    expectThrows(() => rankSamples(worldA, new Rng(1), [four[0], { ...four[1], tokens: [] }] as never), DTYPE, 'samples[1].tokens');
+    expectThrows(() => rankSamples(worldA, new Rng(1), four.slice(0, 1)), SHAPE, 'samples');
+    expectThrows(() => rankSamples(worldA, new Rng(1), [four[0], { ...four[1], prompt: 'other>' }]), RANGE, 'samples[1]');
   });
 });

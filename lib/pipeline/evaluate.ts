@@ -11,6 +11,7 @@ import type { Tensor } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import { describe, requirePositiveInteger } from '../world/guards.js';
+import { rankCompletions } from '../world/load.js';
 import type { Judgement, PromptSample, World } from '../world/types.js';
 import { requireArray, requireFiniteOrNull, requireModel, requireOptions, requireSeed, requireTokenizer, requireWorld } from './guards.js';
 
@@ -396,6 +397,34 @@ export function rmAccuracy(score: RewardScorer, groups: readonly RankedGroup[], 
     base += g.responses.length;
   }
   return { noisy: noisy / noisyPairs, exact: exactPairs ? exact / exactPairs : null };
+}
+
+/**
+ * One RankedGroup for rmAccuracy from K samples of the same prompt (e.g. selectDistinct(samples, 4)):
+ * the labeler's noisy ranking (rankCompletions, drawing from `rng`), the noise-free scores, and the
+ * samples' prompt and response tokens (EOS included when a response ended).
+ *
+ * @example
+ * const groups = perPrompt.map((six) => rankSamples(world, rng, selectDistinct(six, 4)));
+ * const acc = rmAccuracy(scorer, groups);
+ */
+export function rankSamples(world: World, rng: Rng, samples: readonly Sample[]): RankedGroup {
+  const where = 'rankSamples';
+  requireWorld(world, where);
+  if (!(rng instanceof Rng)) throw new TalariaError(`${where}: rng must be an Rng (lib/util/rng.ts), got ${describe(rng)}`, 'ERR_TALARIA_DTYPE');
+  requireSamples(samples, 'samples', where, true);
+  if (samples.length < 2) throw new TalariaError(`${where}: samples must hold at least 2 completions to rank, got ${samples.length}`, 'ERR_TALARIA_SHAPE');
+  const { prompt, answer } = samples[0];
+  samples.forEach((s, i) => {
+    if (s.prompt !== prompt || s.answer !== answer)
+      throw new TalariaError(`${where}: samples[${i}] is for prompt ${describe(s.prompt)}, but samples[0] for ${describe(prompt)}: a group shares one prompt`, 'ERR_TALARIA_RANGE');
+  });
+  return {
+    prompt: samples[0].promptTokens,
+    responses: samples.map((s) => s.tokens),
+    ranking: rankCompletions(world, rng, answer, samples),
+    scores: samples.map((s) => world.judge(answer, s.response, s.ended).score),
+  };
 }
 
 // ---- internals ----
