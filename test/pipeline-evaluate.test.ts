@@ -110,6 +110,7 @@ describe('evalPrompts', () => {
 
   it('rejects bad arguments', () => {
     expectThrows(() => evalPrompts(null as never, 0), DTYPE, 'world');
+    expectThrows(() => evalPrompts({ ...worldA, isEvalPrompt: undefined } as never, 0), DTYPE, 'world');
     expectThrows(() => evalPrompts(smallWorld(3, true), 0, 2), FORMAT, 'isEvalPrompt');
     expectThrows(() => evalPrompts(worldA, -1), RANGE, 'seed');
     expectThrows(() => evalPrompts(worldA, 1.5), RANGE, 'seed');

@@ -17,7 +17,7 @@ export function requireOptions(options: unknown, where: string): asserts options
 
 export function requireWorld(world: unknown, where: string): asserts world is World {
   const w = world as Partial<World> | null;
-  if (typeof w !== 'object' || w === null || typeof w.judge !== 'function' || typeof w.samplePrompt !== 'function' || typeof w.reportedFlags !== 'object')
+  if (typeof w !== 'object' || w === null || typeof w.judge !== 'function' || typeof w.samplePrompt !== 'function' || typeof w.isEvalPrompt !== 'function' || typeof w.reportedFlags !== 'object' || w.reportedFlags === null)
     throw new TalariaError(`${where}: world must be a World (see lib/world/types.ts), got ${describe(world)}`, 'ERR_TALARIA_DTYPE');
 }
 
