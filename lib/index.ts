@@ -100,3 +100,15 @@ export { encodePretrainingTexts, encodeSftRecords, SftTrainer } from './train/sf
 export type { OptimizationOptions, SftTrainerOptions } from './train/sft.js';
 export { accumulateRankingGradient, encodeRewardRecords, RewardTrainer, scoreSequences } from './train/reward.js';
 export type { RankingGradientOptions, RankingGradientReport, ReferenceCompletion, RewardExample, RewardTrainerOptions } from './train/reward.js';
+export {
+  evalPrompts, evaluatePolicy, judgeSamples, klToReference, POLICY_EVALUATION_FIELDS, pretrainingLoss, rankSamples,
+  rmAccuracy, sampleResponses,
+} from './pipeline/evaluate.js';
+export type {
+  EvaluatePolicyOptions, JudgedSample, PolicyEvaluation, RankedGroup, RewardScorer, RmAccuracy, Sample,
+  SampleResponsesOptions,
+} from './pipeline/evaluate.js';
+export { barChart, formatResultsTable, lineChart, POLICY_NAMES, pytorchReferenceA, renderReport } from './pipeline/report.js';
+export type {
+  BarChartOptions, ChartSeries, LineChartOptions, PipelineResults, PolicyName, ReferenceNumbers, ReportInput,
+} from './pipeline/report.js';
