@@ -511,7 +511,8 @@ export class PpoTrainer implements Trainer {
     const scores = this.reward ? scoreHead(this.reward, tokens, this.o.minibatch).last : this.callRewardFn(sequences);
     const refLogp = sequenceLogprobs(this.reference, tokens, { temperature: this.o.temperature, batchSequences: this.o.minibatch });
     const values = rowsToTokens(scoreHead(this.value, tokens, this.o.minibatch).rows, cuSeqlens);
-    for (let t = 0; t < values.length; t++) if (!actionMask[t]) values[t] = 0;
+    // Prompt tokens are not actions: nothing there is ever read, and zeros keep the arrays honest.
+    for (let t = 0; t < values.length; t++) if (!actionMask[t]) values[t] = refLogp[t] = 0;
     const klCoef = this.klCoef;
     const shaped = shapeRewards({
       scores, logp: gen.logprobs, refLogp, cuSeqlens, actionMask, klCoef, klEstimator: 'k1',

@@ -26,6 +26,12 @@ export function targetFraction(s: PpoSequences): Float32Array {
   });
 }
 
+/** Pretraining-style documents: BOS then 6..14 content tokens. */
+export function tinyDocuments(count: number, seed: number): { ids: Int32Array }[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: count }, () => ({ ids: Int32Array.from({ length: 1 + rng.intBetween(6, 14) }, (_, i) => (i === 0 ? 1 : rng.intBetween(3, 11))) }));
+}
+
 export function tinyPrompts(count: number, seed: number): Int32Array[] {
   const rng = new Rng(seed);
   return Array.from({ length: count }, () => Int32Array.from({ length: 1 + rng.intBetween(1, 4) }, (_, i) => (i === 0 ? 1 : rng.intBetween(3, 11))));
@@ -38,12 +44,17 @@ export interface TinyModels {
   reward: TransformerModel;
 }
 
-/** Policy and reference share weights (the SFT policy); value and reward start from the same RM weights. */
-export function tinyModels(seed = 1, initStd = 0.3): TinyModels {
+/**
+ * Policy and reference share weights (the SFT policy) unless referenceSeed gives the reference its own;
+ * value and reward start from the same RM weights.
+ */
+export function tinyModels(seed = 1, options: { initStd?: number; referenceSeed?: number } = {}): TinyModels {
+  const initStd = options.initStd ?? 0.3;
   const config = tinyConfig({ vocabSize: tinyTokenizer.vocabSize, hiddenSize: 32, intermediateSize: 40, numHeads: 1, headDim: 32 });
   const suppressTokens = tinyTokenizer.neverSample;
   const policy = new TransformerModel(config, { lm: true, score: false }, { seed, initStd, suppressTokens });
-  const reference = new TransformerModel(config, { lm: true, score: false }, { params: policy.parametersToArray(), trainable: false, suppressTokens });
+  const referenceInit = options.referenceSeed === undefined ? { params: policy.parametersToArray() } : { seed: options.referenceSeed, initStd };
+  const reference = new TransformerModel(config, { lm: true, score: false }, { ...referenceInit, trainable: false, suppressTokens });
   const value = new TransformerModel(config, { lm: false, score: true }, { seed: seed + 100, initStd });
   const reward = new TransformerModel(config, { lm: false, score: true }, { params: value.parametersToArray(), trainable: false });
   return { policy, reference, value, reward };
