@@ -216,6 +216,15 @@ export class AdaptiveKlController {
   }
 }
 
+interface CyclePosition {
+  epoch: number;
+  index: number;
+  /** The Rng state at the start of the epoch (before its shuffle). */
+  rngState: RngState;
+}
+
+const isRngState = (x: unknown): x is RngState => Array.isArray(x) && x.length === 4 && x.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32);
+
 /** Sequence orders in shuffled epochs, checkpointable (as TokenBudgetBatcher, but by count). */
 class ShuffledCycle {
   private readonly rng: Rng;
@@ -247,21 +256,23 @@ class ShuffledCycle {
     return out;
   }
 
-  position(): { epoch: number; index: number; rngState: RngState } {
+  position(): CyclePosition {
     return { epoch: this.epoch, index: this.index, rngState: [...this.epochStart] as RngState };
   }
 
-  restore(position: unknown, what: string): void {
-    const p = position as { epoch?: unknown; index?: unknown; rngState?: unknown } | null;
-    if (p === null || typeof p !== 'object' || !Number.isSafeInteger(p.epoch) || !Number.isSafeInteger(p.index) || (p.index as number) < 0 || (p.index as number) > this.size)
+  /** A saved position, checked against this cycle (ERR_TALARIA_FORMAT naming `what`); restore() applies it. */
+  check(position: unknown, what: string): CyclePosition {
+    const p = position as Partial<CyclePosition> | null;
+    if (p === null || typeof p !== 'object' || !Number.isSafeInteger(p.epoch) || !Number.isSafeInteger(p.index) || p.index! < 0 || p.index! > this.size)
       throw talariaError('ERR_TALARIA_FORMAT', `PpoTrainer.restore: state.${what} must be {epoch, index in [0, ${this.size}], rngState}, got ${describeValue(position)}`);
-    try {
-      this.rng.restore(p.rngState as RngState);
-    } catch {
-      throw talariaError('ERR_TALARIA_FORMAT', `PpoTrainer.restore: state.${what}.rngState must be four unsigned 32-bit integers`);
-    }
-    this.epoch = p.epoch as number;
-    this.index = p.index as number;
+    if (!isRngState(p.rngState)) throw talariaError('ERR_TALARIA_FORMAT', `PpoTrainer.restore: state.${what}.rngState must be four unsigned 32-bit integers`);
+    return p as CyclePosition;
+  }
+
+  restore(p: CyclePosition): void {
+    this.rng.restore(p.rngState);
+    this.epoch = p.epoch;
+    this.index = p.index;
     this.epochStart = this.rng.state();
     this.order = this.shuffled();
   }
@@ -695,19 +706,24 @@ export class PpoTrainer implements Trainer {
       const model = this[role];
       if (!(params instanceof Float32Array) || params.length !== model.layout.totalNumel) bad(`models.${role} must hold ${model.layout.totalNumel} parameters`);
     }
-    if (this.ema) tensor('policy.ema');
-    this.promptOrder.restore(s.promptOrder, 'promptOrder');
-    if (this.ptxOrder) this.ptxOrder.restore(s.ptxOrder, 'ptxOrder');
-    try {
-      this.minibatchRng.restore(s.minibatchRng as RngState);
-    } catch {
-      bad('state.minibatchRng must be four unsigned 32-bit integers');
-    }
-    this.policyOptimizer.restore({ step: int('policyAdamStep'), m: tensor('policy.adam.m'), v: tensor('policy.adam.v') });
-    this.valueOptimizer.restore({ step: int('valueAdamStep'), m: tensor('value.adam.m'), v: tensor('value.adam.v') });
+    const ema = this.ema ? tensor('policy.ema') : null;
+    const adam = (role: 'policy' | 'value') => ({ step: int(`${role}AdamStep`), m: tensor(`${role}.adam.m`), v: tensor(`${role}.adam.v`) });
+    const [policyAdam, valueAdam] = [adam('policy'), adam('value')];
+    for (const [name, state] of [['policy', policyAdam], ['value', valueAdam]] as const)
+      if (state.m.length !== this[name].layout.totalNumel || state.v.length !== this[name].layout.totalNumel) bad(`tensors.${name}.adam.m/v must hold ${this[name].layout.totalNumel} values`);
+    if (ema && ema.length !== this.policy.layout.totalNumel) bad(`tensors.policy.ema must hold ${this.policy.layout.totalNumel} values`);
+    const promptOrder = this.promptOrder.check(s.promptOrder, 'promptOrder');
+    const ptxOrder = this.ptxOrder?.check(s.ptxOrder, 'ptxOrder');
+    if (!isRngState(s.minibatchRng)) bad('state.minibatchRng must be four unsigned 32-bit integers');
+    // Everything checked: from here on nothing throws, so a bad checkpoint leaves the trainer as it was.
+    this.promptOrder.restore(promptOrder);
+    if (ptxOrder) this.ptxOrder!.restore(ptxOrder);
+    this.minibatchRng.restore(s.minibatchRng as RngState);
+    this.policyOptimizer.restore(policyAdam);
+    this.valueOptimizer.restore(valueAdam);
     this.policy.loadParameters(checkpoint.models.policy);
     this.value.loadParameters(checkpoint.models.value);
-    this.ema?.restore(tensor('policy.ema'));
+    if (ema) this.ema!.restore(ema);
     if (this.klController) this.klController.value = klCoef as number;
     else this.fixedKlCoef = klCoef as number;
     this.philoxOffset = philoxOffset;
