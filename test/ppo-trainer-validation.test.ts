@@ -2,7 +2,7 @@
 // with the right code and a message naming the option.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { TransformerModel } from '../lib/nn/model.js';
-import { PpoTrainer, type PpoTrainerOptions } from '../lib/train/ppo.js';
+import { AdaptiveKlController, PpoTrainer, ppoAdvantages, sequenceLogprobs, type PpoTrainerOptions } from '../lib/train/ppo.js';
 import type { ErrorCode } from '../lib/native.js';
 import { disposeTensors } from './helpers/backends.js';
 import { expectThrows } from './helpers/assert.js';
@@ -146,6 +146,66 @@ describe('PpoTrainer rejects a bad rewardFn result and a bad checkpoint', () => 
     expect(models.policy.parametersToArray()).toEqual(before);
     expect(trainer.stepsDone).toBe(0);
     trainer.restore(good);
+    trainer.dispose();
+  });
+});
+
+describe('the public PPO helpers reject bad input', () => {
+  const ids = new Int32Array([1, 4, 5, 1, 6]);
+  const cuSeqlens = new Int32Array([0, 3, 5]);
+
+  it.each([
+    ['value negative', () => new AdaptiveKlController(-1, { target: 1, horizon: 10 }), 'ERR_TALARIA_RANGE', 'value'],
+    ['value a string', () => new AdaptiveKlController('0.1' as unknown as number, { target: 1, horizon: 10 }), 'ERR_TALARIA_DTYPE', 'value'],
+    ['options null', () => new AdaptiveKlController(0.1, null as unknown as { target: number; horizon: number }), 'ERR_TALARIA_DTYPE', 'options'],
+    ['target 0', () => new AdaptiveKlController(0.1, { target: 0, horizon: 10 }), 'ERR_TALARIA_RANGE', 'options.target'],
+    ['horizon Infinity', () => new AdaptiveKlController(0.1, { target: 1, horizon: Infinity }), 'ERR_TALARIA_RANGE', 'options.horizon'],
+    ['update kl a string', () => new AdaptiveKlController(0.1, { target: 1, horizon: 10 }).update('1' as unknown as number, 4), 'ERR_TALARIA_DTYPE', 'kl'],
+    ['update episodes -1', () => new AdaptiveKlController(0.1, { target: 1, horizon: 10 }).update(1, -1), 'ERR_TALARIA_RANGE', 'episodes'],
+  ] as const)('AdaptiveKlController: %s', (_what, call, code, name) => expectThrows(call, code, name));
+
+  it.each([
+    ['tokens null', null, {}, 'ERR_TALARIA_DTYPE', 'tokens'],
+    ['ids not an Int32Array', { ids: [1, 2], cuSeqlens }, {}, 'ERR_TALARIA_DTYPE', 'ids'],
+    ['cuSeqlens not an Int32Array', { ids, cuSeqlens: [0, 5] }, {}, 'ERR_TALARIA_DTYPE', 'cuSeqlens'],
+    ['cuSeqlens not ending at N', { ids, cuSeqlens: new Int32Array([0, 3, 4]) }, {}, 'ERR_TALARIA_SHAPE', 'cuSeqlens'],
+    ['an empty sequence', { ids, cuSeqlens: new Int32Array([0, 3, 3, 5]) }, {}, 'ERR_TALARIA_SHAPE', 'cuSeqlens'],
+    ['options null', { ids, cuSeqlens }, null, 'ERR_TALARIA_DTYPE', 'options'],
+    ['batchSequences 0', { ids, cuSeqlens }, { batchSequences: 0 }, 'ERR_TALARIA_RANGE', 'batchSequences'],
+    ['temperature 0', { ids, cuSeqlens }, { temperature: 0 }, 'ERR_TALARIA_RANGE', 'temperature'],
+  ] as const)('sequenceLogprobs: %s', (_what, tokens, options, code, name) => {
+    expectThrows(() => sequenceLogprobs(models.policy, tokens as never, options as never), code, name);
+  });
+
+  it('sequenceLogprobs: a model without an LM head', () => {
+    expectThrows(() => sequenceLogprobs(models.value, { ids, cuSeqlens }), 'ERR_TALARIA_RANGE', 'lm');
+  });
+
+  it.each([
+    ['whiten missing', { whiten: undefined }, 'ERR_TALARIA_DTYPE', 'whiten'],
+    ['rewards of the wrong length', { rewards: new Float32Array(4) }, 'ERR_TALARIA_SHAPE', 'rewards'],
+    ['values not f32', { values: new Int32Array(5) }, 'ERR_TALARIA_DTYPE', 'values'],
+    ['actionMask of the wrong length', { actionMask: new Uint8Array(2) }, 'ERR_TALARIA_SHAPE', 'actionMask'],
+    ['cuSeqlens not ending at N', { cuSeqlens: new Int32Array([0, 4]) }, 'ERR_TALARIA_SHAPE', 'cuSeqlens'],
+    ['gamma 2', { gamma: 2 }, 'ERR_TALARIA_RANGE', 'gamma'],
+    ['lambda -1', { lambda: -1 }, 'ERR_TALARIA_RANGE', 'lambda'],
+  ] as const)('ppoAdvantages: %s', (_what, spoil, code, name) => {
+    const input = {
+      rewards: new Float32Array([0, 0.3, -1, 0, 2]), values: new Float32Array([0, 0.1, 0.2, 0, 0.4]), cuSeqlens,
+      actionMask: new Uint8Array([0, 1, 1, 0, 1]), gamma: 1, lambda: 0.95, whiten: true, ...spoil,
+    };
+    expectThrows(() => ppoAdvantages(input as never), code, name);
+  });
+
+  it('computePolicyGradients: bad sequences, include or rollouts', () => {
+    const trainer = new PpoTrainer(tinyOptions(models));
+    const r = trainer.collectRollouts();
+    expectThrows(() => trainer.computePolicyGradients(r, { sequences: [0, 16] }), 'ERR_TALARIA_RANGE', 'sequences');
+    expectThrows(() => trainer.computePolicyGradients(r, { sequences: [] }), 'ERR_TALARIA_RANGE', 'sequences');
+    expectThrows(() => trainer.computePolicyGradients(r, { sequences: 3 as unknown as number[] }), 'ERR_TALARIA_RANGE', 'sequences');
+    expectThrows(() => trainer.computePolicyGradients(r, { include: 'all' as 'both' }), 'ERR_TALARIA_RANGE', 'include');
+    expectThrows(() => trainer.computePolicyGradients({ ...r, cuSeqlens: new Int32Array([0, 3]) }), 'ERR_TALARIA_SHAPE', 'cuSeqlens');
+    expectThrows(() => trainer.computePolicyGradients(r, { ptxDocuments: [{ ids: [1, 2] as unknown as Int32Array }] }), 'ERR_TALARIA_DTYPE', 'ids');
     trainer.dispose();
   });
 });

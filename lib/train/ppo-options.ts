@@ -6,7 +6,7 @@ import { talariaError } from '../native.js';
 import type { TransformerModel } from '../nn/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
-/** The sampled sequences of one iteration, as rewardFn sees them (token layout, see the file comment). */
+/** The sampled sequences of one iteration, as rewardFn sees them (token layout, described at the top of ppo.ts). */
 export interface PpoSequences {
   /** Prompt then response tokens of each sequence, packed, no padding: i32[N]. */
   ids: Int32Array;

@@ -44,9 +44,18 @@ export class AdaptiveKlController {
   constructor(
     public value: number,
     readonly options: AdaptiveKlOptions,
-  ) {}
+  ) {
+    const fn = 'AdaptiveKlController';
+    checkNumber(fn, 'value', value, (x) => Number.isFinite(x) && x >= 0, 'a finite number >= 0');
+    if (options === null || typeof options !== 'object') throw talariaError('ERR_TALARIA_DTYPE', `${fn}: options must be {target, horizon}, got ${describeValue(options)}`);
+    checkNumber(fn, 'options.target', options.target, (x) => Number.isFinite(x) && x > 0, 'a finite number > 0');
+    checkNumber(fn, 'options.horizon', options.horizon, (x) => Number.isFinite(x) && x > 0, 'a finite number > 0');
+  }
 
+  /** Moves beta after `episodes` episodes whose mean KL was `kl`; a non-finite kl leaves it as it is. Returns the new beta. */
   update(kl: number, episodes: number): number {
+    checkNumber('AdaptiveKlController.update', 'kl', kl, () => true, 'a number');
+    checkNumber('AdaptiveKlController.update', 'episodes', episodes, (x) => Number.isSafeInteger(x) && x >= 0, 'an integer >= 0');
     const error = Math.min(0.2, Math.max(-0.2, kl / this.options.target - 1));
     if (Number.isFinite(error)) this.value *= 1 + (error * episodes) / this.options.horizon;
     return this.value;
@@ -176,6 +185,10 @@ export function chunks(count: number, size: number): number[][] {
  * const refLogp = sequenceLogprobs(sft, { ids, cuSeqlens }, { temperature: 1 });
  */
 export function sequenceLogprobs(model: TransformerModel, tokens: { ids: Int32Array; cuSeqlens: Int32Array }, options: { temperature?: number; batchSequences?: number } = {}): Float32Array {
+  checkPacked('sequenceLogprobs', tokens);
+  if (options === null || typeof options !== 'object') throw talariaError('ERR_TALARIA_DTYPE', `sequenceLogprobs: options must be an object, got ${describeValue(options)}`);
+  if (options.batchSequences !== undefined)
+    checkNumber('sequenceLogprobs', 'batchSequences', options.batchSequences, (x) => Number.isSafeInteger(x) && x >= 1, 'an integer >= 1');
   const out = new Float32Array(tokens.ids.length);
   const b = tokens.cuSeqlens.length - 1;
   for (const part of chunks(b, options.batchSequences ?? 64)) {
@@ -219,6 +232,7 @@ export function scoreHead(model: TransformerModel, tokens: { ids: Int32Array; cu
  * const { advantages, returns } = ppoAdvantages({ rewards, values, cuSeqlens, actionMask, gamma: 1, lambda: 0.95, whiten: true });
  */
 export function ppoAdvantages(input: { rewards: Float32Array; values: Float32Array; cuSeqlens: Int32Array; actionMask: Uint8Array; gamma: number; lambda: number; whiten: boolean }): { advantages: Float32Array; returns: Float32Array } {
+  if (typeof input?.whiten !== 'boolean') throw talariaError('ERR_TALARIA_DTYPE', `ppoAdvantages: whiten must be a boolean, got ${describeValue(input?.whiten)}`);
   const { advantages, returns } = gae({ rewards: input.rewards, values: input.values, cuSeqlens: input.cuSeqlens, actionMask: input.actionMask, gamma: input.gamma, lambda: input.lambda });
   return { advantages: input.whiten ? whiten(advantages, { mask: input.actionMask }) : advantages, returns };
 }
@@ -227,4 +241,21 @@ export function mean(values: ArrayLike<number>): number {
   let sum = 0;
   for (let i = 0; i < values.length; i++) sum += values[i];
   return sum / values.length;
+}
+
+function checkNumber(fn: string, name: string, value: unknown, ok: (x: number) => boolean, expected: string): void {
+  if (typeof value !== 'number') throw talariaError('ERR_TALARIA_DTYPE', `${fn}: ${name} must be ${expected}, got ${describeValue(value)}`);
+  if (!ok(value)) throw talariaError('ERR_TALARIA_RANGE', `${fn}: ${name} must be ${expected}, got ${value}`);
+}
+
+/** Packed sequences: ids i32[N], cuSeqlens i32[B+1] from 0 to N, each sequence at least one token. */
+export function checkPacked(fn: string, tokens: { ids: Int32Array; cuSeqlens: Int32Array }): void {
+  if (tokens === null || typeof tokens !== 'object') throw talariaError('ERR_TALARIA_DTYPE', `${fn}: tokens must be {ids, cuSeqlens}, got ${describeValue(tokens)}`);
+  const { ids, cuSeqlens } = tokens;
+  if (!(ids instanceof Int32Array)) throw talariaError('ERR_TALARIA_DTYPE', `${fn}: ids must be an Int32Array, got ${describeValue(ids)}`);
+  if (!(cuSeqlens instanceof Int32Array)) throw talariaError('ERR_TALARIA_DTYPE', `${fn}: cuSeqlens must be an Int32Array, got ${describeValue(cuSeqlens)}`);
+  if (cuSeqlens.length < 2 || cuSeqlens[0] !== 0 || cuSeqlens[cuSeqlens.length - 1] !== ids.length)
+    throw talariaError('ERR_TALARIA_SHAPE', `${fn}: cuSeqlens must run from 0 to ids.length ${ids.length} over at least one sequence`);
+  for (let b = 1; b < cuSeqlens.length; b++)
+    if (cuSeqlens[b] <= cuSeqlens[b - 1]) throw talariaError('ERR_TALARIA_SHAPE', `${fn}: cuSeqlens must increase (sequence ${b - 1} has no tokens)`);
 }

@@ -31,7 +31,7 @@ import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { Rng, type RngState } from '../util/rng.js';
 import { type PpoSequences, type PpoTrainerOptions, type ResolvedPpoOptions, validatePpoOptions } from './ppo-options.js';
 import {
-  AdaptiveKlController, chunks, gatherSequences, isRngState, mean, nextTokenTargets, type PpoRollouts, ppoAdvantages, rowsToTokens,
+  AdaptiveKlController, checkPacked, chunks, gatherSequences, isRngState, mean, nextTokenTargets, type PpoRollouts, ppoAdvantages, rowsToTokens,
   scoreHead, sequenceLogprobs, ShuffledCycle, tokensToRows,
 } from './ppo-rollouts.js';
 import { nonFiniteLoss, type RestoredCheckpoint, type StepMetrics, type Trainer, type TrainerCheckpoint } from './trainer.js';
@@ -171,7 +171,17 @@ export class PpoTrainer implements Trainer {
    * tests use it to check the accumulation. Throws nonFiniteLoss for a NaN or infinite loss.
    */
   computePolicyGradients(rollouts: PpoRollouts, options: { sequences?: readonly number[]; ptxDocuments?: readonly EncodedExample[]; include?: 'both' | 'ppo' | 'ptx' } = {}): PolicyGradientReport {
+    const fn = 'PpoTrainer.computePolicyGradients';
+    checkPacked(fn, rollouts);
     const include = options.include ?? 'both';
+    if (!['both', 'ppo', 'ptx'].includes(include)) throw talariaError('ERR_TALARIA_RANGE', `${fn}: include must be 'both', 'ppo' or 'ptx', got ${describeValue(include)}`);
+    const count = rollouts.cuSeqlens.length - 1;
+    const { sequences: chosen } = options;
+    if (chosen !== undefined) {
+      const bad = Array.isArray(chosen) ? chosen.find((s) => !Number.isInteger(s) || s < 0 || s >= count) : chosen;
+      if (bad !== undefined || chosen.length === 0)
+        throw talariaError('ERR_TALARIA_RANGE', `${fn}: sequences must be a non-empty array of sequence indices in [0, ${count}), got ${describeValue(bad ?? chosen)}`);
+    }
     const report: PolicyGradientReport = { loss: NaN, ptxLoss: NaN, clipfrac: NaN, entropy: NaN, approxKl: NaN, tokens: 0 };
     this.policy.zeroGrad();
     if (include !== 'ptx') {
