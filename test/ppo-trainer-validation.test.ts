@@ -84,6 +84,7 @@ const cases: Case[] = [
   ['ptx.examples empty', { ptx: { examples: [] } }, 'ERR_TALARIA_SHAPE', 'ptx.examples'],
   ['ptx.examples[0].ids not an Int32Array', { ptx: { examples: [{ ids: [1, 3, 4] }] } }, 'ERR_TALARIA_DTYPE', 'ptx.examples[0]'],
   ['a ptx document of one token', { ptx: { examples: [{ ids: new Int32Array([1]) }] } }, 'ERR_TALARIA_SHAPE', 'ptx.examples[0]'],
+  ['a ptx document longer than the context + 1', { ptx: { examples: [{ ids: new Int32Array(66).fill(3) }] } }, 'ERR_TALARIA_SHAPE', 'ptx.examples[0]'],
   ['a ptx token out of range', { ptx: { examples: [{ ids: new Int32Array([1, 99]) }] } }, 'ERR_TALARIA_RANGE', 'ptx.examples[0]'],
   ['a ptx lossMask of the wrong length', { ptx: { examples: [{ ids: new Int32Array([1, 3]), lossMask: new Uint8Array(3) }] } }, 'ERR_TALARIA_SHAPE', 'lossMask'],
   ['ptx.coef negative', { ptx: { examples: tinyDocuments(2, 1), coef: -1 } }, 'ERR_TALARIA_RANGE', 'ptx.coef'],

@@ -286,6 +286,17 @@ describe('PPO-ptx', () => {
       expect(Number.isFinite(m.ptxLoss)).toBe(true);
     });
   });
+
+  it('takes documents one token longer than the context (the last token is only a target), as task A\'s 65-token ones', () => {
+    const long = tinyDocuments(2, 9).map((d) => ({ ids: Int32Array.from({ length: 65 }, (_, i) => d.ids[i % d.ids.length]) }));
+    withTrainer(tinyModels(7), { ptx: { examples: long, coef: 1, docsPerMinibatch: 2 } }, (trainer) => {
+      const r = trainer.collectRollouts();
+      const report = trainer.computePolicyGradients(r, { ptxDocuments: long, include: 'ptx' });
+      expect(report.tokens).toBe(2 * 64);
+      expect(Number.isFinite(report.ptxLoss)).toBe(true);
+      expect(Number.isFinite(trainer.trainStep().ptxLoss)).toBe(true);
+    });
+  });
 });
 
 describe('the KL controller', () => {

@@ -23,7 +23,10 @@ export interface PpoSequences {
 }
 
 export interface PtxOptions {
-  /** Pretraining documents (e.g. encodePretraining): their next-token loss is kept up during PPO. */
+  /**
+   * Pretraining documents (e.g. encodePretraining): their next-token loss is kept up during PPO. Each may
+   * hold up to max_position_embeddings + 1 tokens: its last token is only a target.
+   */
   examples: readonly EncodedExample[];
   /** gamma of PPO-ptx, the pretraining loss weight (>= 0). Default 27.8 (InstructGPT); task A uses 1.0. */
   coef?: number;
@@ -273,7 +276,9 @@ export function validatePpoOptions(options: PpoTrainerOptions): ResolvedPpoOptio
     if ((examples as unknown[]).length === 0) fail('ERR_TALARIA_SHAPE', 'ptx.examples must hold at least one document');
     (examples as EncodedExample[]).forEach((e, i) => {
       if (e === null || typeof e !== 'object' || !(e.ids instanceof Int32Array)) fail('ERR_TALARIA_DTYPE', `ptx.examples[${i}].ids must be an Int32Array, got ${describeValue(e?.ids)}`);
-      if (e.ids.length < 2 || e.ids.length > policy.config.maxPositions) fail('ERR_TALARIA_SHAPE', `ptx.examples[${i}] must hold 2 to ${policy.config.maxPositions} tokens, got ${e.ids.length}`);
+      // The last token is only a target, so a document may be one token longer than the context.
+      if (e.ids.length < 2 || e.ids.length > policy.config.maxPositions + 1)
+        fail('ERR_TALARIA_SHAPE', `ptx.examples[${i}] must hold 2 to ${policy.config.maxPositions + 1} tokens (max_position_embeddings + 1), got ${e.ids.length}`);
       const bad = e.ids.findIndex((id) => id < 0 || id >= tokenizer.vocabSize);
       if (bad >= 0) fail('ERR_TALARIA_RANGE', `ptx.examples[${i}].ids[${bad}] must be a token id in [0, ${tokenizer.vocabSize}), got ${e.ids[bad]}`);
       if (e.lossMask !== undefined && (!(e.lossMask instanceof Uint8Array) || e.lossMask.length !== e.ids.length))

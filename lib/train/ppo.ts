@@ -212,7 +212,7 @@ export class PpoTrainer implements Trainer {
       }
     }
     if (include !== 'ppo' && options.ptxDocuments?.length) {
-      const batch = packBatch(options.ptxDocuments);
+      const batch = pretrainingBatch(options.ptxDocuments);
       const fw = this.policy.forward({ ids: batch.ids, cuSeqlens: batch.cuSeqlens }, { lm: true, score: false, grad: true });
       try {
         const { loss, dLogits } = crossEntropy({ logits: fw.logits!, targets: batch.targets, mask: batch.lossMask, inPlace: true });
@@ -414,4 +414,24 @@ export class PpoTrainer implements Trainer {
       dValues?.dispose();
     }
   }
+}
+
+/**
+ * Pretraining documents as next-token rows: each document's last token is only a target, never an input,
+ * so a document may be one token longer than the context (task A's 65-token documents for a 64-token
+ * model) and no row is spent predicting past a document's end.
+ */
+function pretrainingBatch(documents: readonly EncodedExample[]): { ids: Int32Array; cuSeqlens: Int32Array; targets: Int32Array; lossMask: Uint8Array } {
+  const packed = packBatch(documents);
+  const b = documents.length;
+  const cuSeqlens = Int32Array.from(packed.cuSeqlens, (offset, i) => offset - i);
+  const rows = cuSeqlens[b];
+  const out = { ids: new Int32Array(rows), cuSeqlens, targets: new Int32Array(rows), lossMask: new Uint8Array(rows) };
+  for (let d = 0; d < b; d++) {
+    const [from, to] = [packed.cuSeqlens[d], packed.cuSeqlens[d + 1] - 1];
+    out.ids.set(packed.ids.subarray(from, to), cuSeqlens[d]);
+    out.targets.set(packed.targets.subarray(from, to), cuSeqlens[d]);
+    out.lossMask.set(packed.lossMask.subarray(from, to), cuSeqlens[d]);
+  }
+  return out;
 }
