@@ -331,16 +331,21 @@ describe('non-finite values', () => {
     model.loadParameters(p);
   };
 
-  for (const [what, setup] of [
-    ['NaN value weights', (m: TinyModels) => poison(m.value)],
-    ['NaN policy weights', (m: TinyModels) => poison(m.policy)],
+  // What the message names: the first non-finite quantity on the way (generation reports NaN logits itself).
+  for (const [what, setup, named] of [
+    ['NaN value weights', (m: TinyModels) => poison(m.value), 'policy loss'],
+    ['NaN policy weights', (m: TinyModels) => poison(m.policy), 'finite logit'],
+    ['NaN reference weights', (m: TinyModels) => poison(m.reference), 'KL'],
+    ['NaN reward-model weights', (m: TinyModels) => poison(m.reward), 'reward'],
   ] as const) {
     it(`${what}: trainStep throws ERR_TALARIA_RANGE and changes no parameter`, () => {
       const models = tinyModels(2);
       setup(models);
-      withTrainer(models, {}, (trainer) => {
+      // The reward model is in play only for its own case; the others score with rewardFn.
+      const scoring = what.startsWith('NaN reward') ? { rewardFn: undefined, reward: models.reward } : {};
+      withTrainer(models, scoring, (trainer) => {
         const before = [models.policy.parametersToArray(), models.value.parametersToArray()];
-        expectThrows(() => trainer.trainStep(), 'ERR_TALARIA_RANGE');
+        expectThrows(() => trainer.trainStep(), 'ERR_TALARIA_RANGE', named);
         expectBitwiseEqual(models.policy.parametersToArray(), before[0]);
         expectBitwiseEqual(models.value.parametersToArray(), before[1]);
         expect(trainer.stepsDone).toBe(0);

@@ -150,6 +150,8 @@ export class PpoTrainer implements Trainer {
     const sequences: PpoSequences = { ids, cuSeqlens, actionMask, promptLengths, responseLengths, ended, responses };
     const tokens = { ids, cuSeqlens };
     const scores = this.reward ? scoreHead(this.reward, tokens, this.o.minibatch).last : this.callRewardFn(sequences);
+    const badScore = scores.findIndex((x) => !Number.isFinite(x));
+    if (badScore >= 0) throw nonFiniteLoss(this.stage, this.done, `the reward of sequence ${badScore}`, scores[badScore]);
     const refLogp = sequenceLogprobs(this.reference, tokens, { temperature: this.o.temperature, batchSequences: this.o.minibatch });
     const values = rowsToTokens(scoreHead(this.value, tokens, this.o.minibatch).rows, cuSeqlens);
     // Prompt tokens are not actions: nothing there is ever read, and zeros keep the arrays honest.
@@ -160,6 +162,7 @@ export class PpoTrainer implements Trainer {
       endedWithEos: ended, missingEosPenalty: this.o.missingEosPenalty,
     });
     const { advantages, returns } = ppoAdvantages({ rewards: shaped.rewards, values, cuSeqlens, actionMask, gamma: this.o.gamma, lambda: this.o.lambda, whiten: this.o.whiten });
+    if (!Number.isFinite(shaped.stats.klPerSequence)) throw nonFiniteLoss(this.stage, this.done, 'the KL to the reference', shaped.stats.klPerSequence);
     this.last = { ...sequences, oldLogp: gen.logprobs, refLogp, values, scores, rewards: shaped.rewards, advantages, returns, klCoef, kl: shaped.stats.klPerSequence };
     return this.last;
   }
@@ -233,7 +236,6 @@ export class PpoTrainer implements Trainer {
   trainStep(): StepMetrics {
     const t0 = performance.now();
     const r = this.collectRollouts();
-    if (!Number.isFinite(r.kl)) throw nonFiniteLoss(this.stage, this.done, 'the KL to the reference', r.kl);
     const reward = mean(r.scores);
     const t1 = performance.now();
     const sums = { loss: 0, valueLoss: 0, ptxLoss: 0, clipfrac: 0, entropy: 0, approxKl: 0, gradNorm: 0, valueGradNorm: 0 };
@@ -390,10 +392,7 @@ export class PpoTrainer implements Trainer {
     const b = sequences.responses.length;
     if (!(raw instanceof Float32Array || Array.isArray(raw)) || raw.length !== b)
       throw talariaError('ERR_TALARIA_SHAPE', `rewardFn: must return a Float32Array or array of ${b} scores (one per sequence), got ${describeValue(raw)}${raw && typeof raw === 'object' && 'length' in raw ? ` of length ${(raw as ArrayLike<number>).length}` : ''}`);
-    const scores = Float32Array.from(raw as ArrayLike<number>);
-    const badIndex = scores.findIndex((x) => !Number.isFinite(x));
-    if (badIndex >= 0) throw nonFiniteLoss(this.stage, this.done, `the reward of sequence ${badIndex}`, scores[badIndex]);
-    return scores;
+    return Float32Array.from(raw as ArrayLike<number>);
   }
 
   /** Zeroes the value model's gradients and accumulates the clipped value loss of `sequences` (not applied). */
