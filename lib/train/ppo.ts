@@ -249,7 +249,7 @@ export class PpoTrainer implements Trainer {
         const ptxDocuments = this.ptxOrder ? this.ptxOrder.take(this.o.ptxDocs).map((i) => this.ptxExamples[i]) : undefined;
         const p = this.computePolicyGradients(r, { sequences, ptxDocuments });
         const v = this.computeValueGradients(r, sequences);
-        // Both models' losses are checked before either steps, so a NaN leaves this minibatch unapplied.
+        // Both models' losses are checked before either steps: a NaN loss leaves this minibatch unapplied.
         const step = this.policyOptimizer.apply(this.o.lr);
         if (!step.applied) throw nonFiniteLoss(this.stage, this.done, 'the policy gradient norm', step.gradNorm);
         this.ema?.update();
