@@ -62,6 +62,12 @@ export type {
 } from './data/batches.js';
 export { MetricsWriter, readMetrics } from './train/metrics.js';
 export type { MetricsRecord, MetricValue, MetricsWriterOptions } from './train/metrics.js';
+export {
+  AdaptiveKlController, instructgptPreset, instructgptPtx, PpoTrainer, ppoAdvantages, sequenceLogprobs, taskAPreset, taskAPtx,
+} from './train/ppo.js';
+export type {
+  AdaptiveKlOptions, PolicyGradientReport, PpoRollouts, PpoSequences, PpoTrainerOptions, PtxOptions,
+} from './train/ppo.js';
 export { createProgress } from './cli/progress.js';
 export type { Progress, ProgressOptions, ProgressStream, ProgressValues } from './cli/progress.js';
 export { modelConfigToHf, parseModelConfig, readModelConfig, SUPPORTED_HEAD_DIMS, validateModelConfig } from './nn/config.js';
