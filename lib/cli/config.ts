@@ -75,3 +75,27 @@ export function loadCommandConfig<T>(schema: z.ZodType<T>, path: string | undefi
 export function isUserFacing(error: unknown): error is TalariaError {
   return error instanceof TalariaError;
 }
+
+/**
+ * `--key value`, `--key=value` and boolean `--flag` arguments (booleans are the names in `booleans`).
+ * Config overrides are open-ended (`--ppo.lr 1e-5`), so no fixed option table can parse them.
+ */
+export function parseFlags(command: string, argv: readonly string[], booleans: ReadonlySet<string>): Record<string, string | boolean> {
+  const out: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--') || arg === '--') throw talariaError('ERR_TALARIA_RANGE', `${command}: unexpected argument '${arg}' (options are --name value)`);
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    if (name === '') throw talariaError('ERR_TALARIA_RANGE', `${command}: empty option name in '${arg}'`);
+    if (booleans.has(name)) {
+      out[name] = eq >= 0 ? arg.slice(eq + 1) !== 'false' : true;
+    } else if (eq >= 0) {
+      out[name] = arg.slice(eq + 1);
+    } else {
+      if (i + 1 >= argv.length) throw talariaError('ERR_TALARIA_RANGE', `${command}: --${name} needs a value`);
+      out[name] = argv[++i];
+    }
+  }
+  return out;
+}

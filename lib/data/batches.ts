@@ -304,3 +304,14 @@ function checkPositiveInteger(fn: string, name: string, value: unknown): void {
   if (typeof value !== 'number') throw new TalariaError(`${fn}: ${name} must be a number, got ${describeValue(value)}`, 'ERR_TALARIA_DTYPE');
   if (!Number.isSafeInteger(value) || value < 1) throw new TalariaError(`${fn}: ${name} must be a positive integer, got ${value}`, 'ERR_TALARIA_RANGE');
 }
+
+/** BOS + the prompt's tokens: what a policy is prompted with. */
+export function promptTokens(tokenizer: Tokenizer, prompt: string): Int32Array {
+  return Int32Array.from([tokenizer.bosId, ...tokenizer.encode(prompt)]);
+}
+
+/** A response's tokens, EOS appended when the response ended (a cut-off response has none). */
+export function responseTokens(tokenizer: Tokenizer, response: string, ended: boolean): Int32Array {
+  const body = tokenizer.encode(response);
+  return ended ? Int32Array.from([...body, tokenizer.eosId]) : body;
+}
