@@ -107,6 +107,9 @@ export function checkWorldSplit(world: World, rng: Rng, samples = 2000): void {
     if (typeof demo?.prompt !== 'string' || typeof demo.response !== 'string' || typeof demo.ended !== 'boolean')
       throw leak('sampleDemonstration(rng)', demo, 'expected {prompt, response, ended}');
     if (world.isEvalPrompt(demo.prompt)) throw leak('sampleDemonstration(rng)', demo.prompt, heldOut);
+    // Probe the labeler too (a validated world's judge throws on a non-finite score), so a broken judge
+    // fails before any training instead of at the RM stage.
+    world.judge(train.answer, demo.response, demo.ended);
 
     const document = world.samplePretrainingDocument(rng, 'train');
     if (typeof document !== 'string') throw leak("samplePretrainingDocument(rng, 'train')", document, 'expected a string');
