@@ -85,9 +85,9 @@ export type PipelineConfig = z.infer<typeof pipelineConfigSchema>;
 
 /** Overrides for `--quick`: a smoke-size run (a few minutes on 2 cores) that still shows each stage's effect. */
 export const QUICK_OVERRIDES = {
-  pretrain: { documents: 8000, evalDocuments: 128, steps: 300, docsPerStep: 32 },
-  sft: { demonstrations: 3000, epochs: 2 },
-  rm: { prompts: 1200, epochs: 1, evalPrompts: 120 },
-  ppo: { iterations: 12, rolloutsPerIteration: 64, minibatchSize: 32, epochs: 2 },
-  eval: { prompts: 200 },
+  pretrain: { documents: 12_000, evalDocuments: 128, steps: 400, docsPerStep: 32 },
+  sft: { demonstrations: 3000, epochs: 3 },
+  rm: { prompts: 1500, epochs: 2, evalPrompts: 150 },
+  ppo: { iterations: 20, rolloutsPerIteration: 64, minibatchSize: 32, epochs: 2 },
+  eval: { prompts: 300 },
 } as const;
