@@ -19,10 +19,11 @@ import logitsSuite from './logits.bench.js';
 import attentionSuite from './attention.bench.js';
 import matmulSuite from './matmul.bench.js';
 import optimizerSuite from './optimizer.bench.js';
+import layersSuite from './layers.bench.js';
 
 const SUITES = [
   gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite, attentionSuite, matmulSuite,
-  optimizerSuite,
+  optimizerSuite, layersSuite,
 ];
 
 function main(): number {
