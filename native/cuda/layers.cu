@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kThreads, 4) swiglu_kernel(SwigluArgs a) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const int64_t r = i / a.hidden, j = i - r * a.hidden;
     const float gate = a.gate_up[r * 2 * a.hidden + j], up = a.gate_up[r * 2 * a.hidden + a.hidden + j];
-    a.h[i] = swiglu_element(gate, up, expf(-gate));
+    a.h[i] = swiglu_element(gate, up, expf(-fabsf(gate)));
   }
 }
 
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(kThreads, 4) swiglu_backward_kernel(SwigluBack
     const int64_t at = r * 2 * a.hidden + j;
     const float gate = a.gate_up[at], up = a.gate_up[at + a.hidden];
     float d_gate, d_up;
-    swiglu_backward_element(gate, up, a.dh[i], expf(-gate), d_gate, d_up);
+    swiglu_backward_element(gate, up, a.dh[i], expf(-fabsf(gate)), d_gate, d_up);
     a.d_gate_up[at] = d_gate;
     a.d_gate_up[at + a.hidden] = d_up;
   }
