@@ -316,6 +316,20 @@ describe('embedding on typed arrays (cpu)', () => {
   });
 });
 
+describe('embedding ids are validated once, on a copy the kernel reads', () => {
+  it('changing ids after starting a Promise-form call can neither move nor break it', async () => {
+    const rng = new Rng(10);
+    const ids = Int32Array.from({ length: 500 }, () => rng.int(0, 6)), original = ids.slice();
+    const table = randomF32(rng, 7 * 64), dOut = randomF32(rng, 500 * 64), dTable = randomF32(rng, 7 * 64);
+    const want = sequentialScatterAdd(original, dOut, dTable, 64);
+    const rows = embeddingAsync({ ids, table, dim: 64 });
+    const scattered = embeddingBackwardAsync({ ids, dOut, dTable, dim: 64 });
+    ids.fill(1_000_000_000);
+    expect(Float64Array.from(await rows)).toEqual(embeddingReference(original, table, 64));
+    expectBitwiseEqual(await scattered, want);
+  });
+});
+
 // ---- axpby ---------------------------------------------------------------------------------------------------
 
 describe.each(backendsUnderTest)('axpby on $backend', ({ device }) => {
