@@ -3,7 +3,8 @@
 //
 // Tolerances, relative to each output's error scale (the magnitudes an f32 kernel rounds):
 // - rmsnorm y = (x rstd) w: rstd rounded once from f64, two products: |y| 2^-21 (8 ulp). rstd: 2^-22.
-// - dx = rstd g - coef x (g = dy w, coef from f64 over the rounded g): (|rstd g| + rstd^3 sum|g x| / d |x|) 2^-21.
+// - dx = rstd (g - c x) (g = dy w, c = rstd^2 mean(g x) from f64 over the rounded g):
+//   (|rstd g| + rstd^3 sum|g x| / d |x|) 2^-21.
 // - dWeight: each term dy (x rstd) is two f32 products (2^-23 relative), summed in f64: 2^-21 sum |terms|.
 // - swiglu: sigmoid from a 2-ulp exp, then three roundings: |h| 2^-20 (+1e-34 absolute: e^-|g| underflows
 //   to 0 below g = -87, where |silu| < 1e-34 and the kernel gives 0). Its backward: 1 - s near s = 1
@@ -122,6 +123,18 @@ describe.each(backendsUnderTest)('rmsnorm on $backend', ({ device }) => {
     const again = rmsnormBackward({ x, weight, rstd: outRstd, dy: matrixOn(p.dy, 96, device), out: { dx } });
     expect(again.dx).toBe(dx);
     checkRmsnormBackward(p, rstd, f32(dx), f32(again.dWeight));
+  });
+
+  it('rows of huge and tiny magnitude: the squares are summed in f64, so nothing overflows or underflows', () => {
+    const p = normProblem(4, 300, 12);
+    const scales = [1e25, 1e-25, 3e18, 1];
+    for (let r = 0; r < 4; r++) for (let j = 0; j < 300; j++) p.x[r * 300 + j] *= scales[r];
+    const x = matrixOn(p.x, 300, device), weight = tensorOn(p.weight, device);
+    const fwd = rmsnorm({ x, weight });
+    const rstd = f32(fwd.rstd);
+    checkRmsnorm(p, f32(fwd.y), rstd);
+    const bwd = rmsnormBackward({ x, weight, rstd: fwd.rstd, dy: matrixOn(p.dy, 300, device) });
+    checkRmsnormBackward(p, rstd, f32(bwd.dx), f32(bwd.dWeight));
   });
 
   it('zero rows: empty outputs, a zero dWeight, or the given dWeight unchanged', () => {

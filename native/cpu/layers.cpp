@@ -65,13 +65,11 @@ TALARIA_SIMD_INLINE void rmsnorm_backward_block_impl(const RmsnormBackwardArgs& 
     float* __restrict dx = a.dx + r * dim;
     const float rstd = a.rstd[r];
     for (int64_t j = 0; j < dim; j++) g[j] = dy[j] * w[j];
-    const double r64 = rstd;
-    // dx = rstd g - x (rstd^3 mean(g x)): the row's coefficient in f64, rounded once.
-    const float coef = static_cast<float>(r64 * r64 * r64 * dot_f64(g, x, dim) / static_cast<double>(dim));
+    const float coef = rmsnorm_dx_coef(rstd, dot_f64(g, x, dim), dim);
     if (a.accumulate_dx) {
-      for (int64_t j = 0; j < dim; j++) dx[j] += rstd * g[j] - coef * x[j];
+      for (int64_t j = 0; j < dim; j++) dx[j] += rmsnorm_dx_element(rstd, g[j], x[j], coef);
     } else {
-      for (int64_t j = 0; j < dim; j++) dx[j] = rstd * g[j] - coef * x[j];
+      for (int64_t j = 0; j < dim; j++) dx[j] = rmsnorm_dx_element(rstd, g[j], x[j], coef);
     }
     for (int64_t j = 0; j < dim; j++) partial[j] += static_cast<double>(dy[j] * (x[j] * rstd));
   }

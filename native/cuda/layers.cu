@@ -61,15 +61,12 @@ __global__ void __launch_bounds__(kThreads, 4) rmsnorm_backward_dx_kernel(Rmsnor
     for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) dot += static_cast<double>(dy[j] * a.weight[j]) * x[j];
     dot = block_reduce(dot, AddCombine<double>{}, scratch);
     const float rstd = a.rstd[r];
-    if (threadIdx.x == 0) {
-      const double r64 = rstd;
-      row_coef = static_cast<float>(r64 * r64 * r64 * dot / static_cast<double>(a.dim));
-    }
+    if (threadIdx.x == 0) row_coef = rmsnorm_dx_coef(rstd, dot, a.dim);
     __syncthreads();
     const float coef = row_coef;
     float* dx = a.dx + r * a.dim;
     for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) {
-      const float value = rstd * (dy[j] * a.weight[j]) - coef * x[j];
+      const float value = rmsnorm_dx_element(rstd, dy[j] * a.weight[j], x[j], coef);
       dx[j] = a.accumulate_dx ? dx[j] + value : value;
     }
   }

@@ -7,7 +7,7 @@
 // ---- RMSNorm (HF LlamaRMSNorm) ---------------------------------------------------------------------------
 //   rstd_r = 1 / sqrt(mean_j x_rj^2 + eps)      (the sum of squares in f64, rstd rounded to f32 once)
 //   y_rj   = (x_rj rstd_r) w_j
-// Backward, with g = dy w:  dx_rj = rstd_r g_rj - x_rj rstd_r^3 mean_j(g_rj x_rj)   (the mean in f64)
+// Backward, with g = dy w:  dx_rj = rstd_r (g_rj - x_rj rstd_r^2 mean_j(g_rj x_rj))   (the mean in f64)
 //                           dw_j   = sum_r dy_rj (x_rj rstd_r)   (or added to the caller's dw)
 // The dw sum is deterministic and independent of the thread count: rows go in fixed blocks of
 // kRmsnormRowBlock, each block sums its rows in row order in f64, and the block sums are added in block
@@ -127,6 +127,15 @@ TALARIA_HOST_DEVICE void swiglu_backward_element(float gate, float up, float dh,
 TALARIA_HOST_DEVICE float rmsnorm_d_weight(float old, double total, bool accumulate) {
   return static_cast<float>(accumulate ? static_cast<double>(old) + total : total);
 }
+
+// dx's row coefficient c = rstd^2 mean(g x), from the f64 dot, rounded once; then dx = rstd (g - c x).
+// Factored this way every f32 intermediate stays near the data's scale (c ~ |g| / |x|): the unfactored
+// rstd^3 mean(g x) would underflow f32 for rows of magnitude ~1e13 and beyond.
+TALARIA_HOST_DEVICE float rmsnorm_dx_coef(float rstd, double dot, int64_t dim) {
+  const double r = rstd;
+  return static_cast<float>(r * r * dot / static_cast<double>(dim));
+}
+TALARIA_HOST_DEVICE float rmsnorm_dx_element(float rstd, float g, float x, float coef) { return rstd * (g - coef * x); }
 
 TALARIA_HOST_DEVICE float axpby_element(float x, float y, float alpha, float beta) {
   return beta == 0.0f ? alpha * x : alpha * x + beta * y;
