@@ -21,10 +21,11 @@ import attentionSuite from './attention.bench.js';
 import matmulSuite from './matmul.bench.js';
 import optimizerSuite from './optimizer.bench.js';
 import modelSuite from './model.bench.js';
+import layersSuite from './layers.bench.js';
 
 const SUITES = [
   gaeSuite, whitenSuite, rlLossSuite, rewardsSuite, preferenceSuite, logitsSuite, samplingSuite, attentionSuite, matmulSuite,
-  optimizerSuite, modelSuite,
+  optimizerSuite, layersSuite, modelSuite,
 ];
 
 /** Runs the bench with command-line arguments (without node and the script); returns the exit code. */

@@ -17,14 +17,6 @@
 namespace talaria::addon {
 namespace {
 
-constexpr const char* kSizeRule = "an integer in [1, 2^31 - 1]";
-
-// A size option, or -1 when absent (then a Tensor's shape gives it).
-int64_t size_option(const Napi::Object& input, const char* key) {
-  if (input.Get(key).IsUndefined()) return -1;
-  return static_cast<int64_t>(integer_option(input, key, 0, 1, kMaxInt32, kSizeRule));
-}
-
 // The packing of q and of k/v: validated host copies of cuSeqlens (and cuSeqlensK, or the same offsets).
 struct Packing {
   TensorArg cu_q;

@@ -19,15 +19,8 @@
 namespace talaria::addon {
 namespace {
 
-constexpr const char* kSizeRule = "an integer in [1, 2^31 - 1]";
 // rmsnorm's dWeight tiles columns over CUDA's grid y (at most 65535 tiles of 256 columns).
 constexpr int64_t kMaxNormDim = 65535LL * 256;
-
-// A size option, or -1 when absent (then a Tensor's shape gives it).
-int64_t size_option(const Napi::Object& input, const char* key) {
-  if (input.Get(key).IsUndefined()) return -1;
-  return static_cast<int64_t>(integer_option(input, key, 0, 1, kMaxInt32, kSizeRule));
-}
 
 // A [rows, cols] input with the rows and device of `like` (dy like x).
 TensorArg matrix_like(const Napi::Object& input, const char* key, int64_t cols, const std::string& cols_name,
@@ -204,67 +197,73 @@ std::unique_ptr<KernelCall> prepare_swiglu_backward(const Napi::CallbackInfo& in
 
 // ---- embedding and embeddingBackward ---------------------------------------------------------------------
 
-// ids i32[N] on `device`, every one a row of the [V, d] table; fills the validated host copy.
-TensorArg parse_ids(const Napi::Object& input, const TensorArg& table, const char* table_name, std::vector<int32_t>& host) {
-  TensorArg ids = tensor_arg(input.Get("ids"), "ids", DType::I32);
-  require_same_device(ids, "ids", table.tensor.device());
-  const int64_t vocab = table.tensor.shape()[0];
-  host = checked_indices(ids, "ids", vocab, "V = " + std::to_string(vocab) + ", the rows of " + table_name);
-  return ids;
+// The [V, d] table (or dTable) and ids i32[N] on its device, every id one of its rows, checked on a host copy.
+struct TableAndIds {
+  TensorArg table, ids;
+  std::vector<int32_t> ids_host;
+  int64_t rows() const { return ids.tensor.numel(); }
+  int64_t vocab() const { return table.tensor.shape()[0]; }
+  int64_t dim() const { return table.tensor.shape()[1]; }
+  Device device() const { return table.tensor.device(); }
+  // CPU kernels read the validated copy: JS cannot change it while a Promise-form call runs.
+  const int32_t* kernel_ids() const { return device().is_cpu() ? ids_host.data() : ids.tensor.data_as<const int32_t>(); }
+};
+
+TableAndIds parse_table_and_ids(const Napi::Object& input, const char* table_key) {
+  TableAndIds in;
+  in.table = matrix_arg(input.Get(table_key), table_key, DType::F32, size_option(input, "dim"), "dim");
+  in.ids = tensor_arg(input.Get("ids"), "ids", DType::I32);
+  require_same_device(in.ids, "ids", in.device());
+  in.ids_host = checked_indices(in.ids, "ids", in.vocab(), "V = " + std::to_string(in.vocab()) + ", the rows of " + table_key);
+  return in;
 }
 
 struct EmbeddingCall : KernelCall {
-  TensorArg ids, table, out;
-  std::vector<int32_t> ids_host;
+  TableAndIds in;
+  TensorArg out;
   EmbeddingArgs args{};
 
-  void execute() override { embedding(table.tensor.device(), args); }
+  void execute() override { embedding(in.device(), args); }
   Napi::Value result(Napi::Env env) override { return output_value(env, out); }
 };
 
 std::unique_ptr<KernelCall> prepare_embedding(const Napi::CallbackInfo& info) {
   Napi::Object input = input_object(info, "embedding", "{ids, table, ...}", {"ids", "table", "dim", "out"});
   auto call = std::make_unique<EmbeddingCall>();
-  call->table = matrix_arg(input.Get("table"), "table", DType::F32, size_option(input, "dim"), "dim");
-  const Device device = call->table.tensor.device();
-  call->ids = parse_ids(input, call->table, "table", call->ids_host);
-  const int64_t rows = call->ids.tensor.numel(), dim = call->table.tensor.shape()[1];
-  call->out = matrix_output_arg(info.Env(), input.Get("out"), "out", rows, dim, DType::F32, device, call->table.from_handle);
-  require_outputs_disjoint({{&call->out, "out"}}, {{&call->table, "table"}, {&call->ids, "ids"}});
-  for (const TensorArg* arg : {&call->ids, &call->table, &call->out}) call->hold(*arg);
-  // CPU kernels read the validated copy: JS cannot change it while a Promise-form call runs.
-  const int32_t* ids = device.is_cpu() ? call->ids_host.data() : call->ids.tensor.data_as<const int32_t>();
-  call->args = {ids, call->table.tensor.data_as<const float>(), call->out.tensor.data_as<float>(), rows,
-                call->table.tensor.shape()[0], dim};
+  TableAndIds& in = call->in;
+  in = parse_table_and_ids(input, "table");
+  call->out = matrix_output_arg(info.Env(), input.Get("out"), "out", in.rows(), in.dim(), DType::F32, in.device(),
+                                in.table.from_handle);
+  require_outputs_disjoint({{&call->out, "out"}}, {{&in.table, "table"}, {&in.ids, "ids"}});
+  for (const TensorArg* arg : {&in.ids, &in.table, &call->out}) call->hold(*arg);
+  call->args = {in.kernel_ids(), in.table.tensor.data_as<const float>(), call->out.tensor.data_as<float>(), in.rows(),
+                in.vocab(), in.dim()};
   return call;
 }
 
 struct EmbeddingBackwardCall : KernelCall {
-  TensorArg ids, d_out, d_table;
-  std::vector<int32_t> ids_host;
+  TableAndIds in;
+  TensorArg d_out;
   EmbeddingBackwardArgs args{};
 
-  void execute() override { embedding_backward(d_table.tensor.device(), args); }
-  Napi::Value result(Napi::Env env) override { return output_value(env, d_table); }
+  void execute() override { embedding_backward(in.device(), args); }
+  Napi::Value result(Napi::Env env) override { return output_value(env, in.table); }
 };
 
 std::unique_ptr<KernelCall> prepare_embedding_backward(const Napi::CallbackInfo& info) {
   Napi::Object input = input_object(info, "embeddingBackward", "{ids, dOut, dTable, ...}", {"ids", "dOut", "dTable", "dim"});
   auto call = std::make_unique<EmbeddingBackwardCall>();
-  call->d_table = matrix_arg(input.Get("dTable"), "dTable", DType::F32, size_option(input, "dim"), "dim");
-  const Device device = call->d_table.tensor.device();
-  call->ids = parse_ids(input, call->d_table, "dTable", call->ids_host);
-  const int64_t rows = call->ids.tensor.numel(), dim = call->d_table.tensor.shape()[1];
-  call->d_out = matrix_arg(input.Get("dOut"), "dOut", DType::F32, dim, "d, the columns of dTable");
-  if (call->d_out.tensor.shape()[0] != rows)
-    fail(ErrorCode::Shape, "dOut: expected " + std::to_string(rows) + " rows (one per id), got shape " +
+  TableAndIds& in = call->in;
+  in = parse_table_and_ids(input, "dTable");
+  call->d_out = matrix_arg(input.Get("dOut"), "dOut", DType::F32, in.dim(), "d, the columns of dTable");
+  if (call->d_out.tensor.shape()[0] != in.rows())
+    fail(ErrorCode::Shape, "dOut: expected " + std::to_string(in.rows()) + " rows (one per id), got shape " +
                                call->d_out.tensor.shape_string());
-  require_same_device(call->d_out, "dOut", device);
-  require_outputs_disjoint({{&call->d_table, "dTable"}}, {{&call->d_out, "dOut"}, {&call->ids, "ids"}});
-  for (const TensorArg* arg : {&call->ids, &call->d_out, &call->d_table}) call->hold(*arg);
-  const int32_t* ids = device.is_cpu() ? call->ids_host.data() : call->ids.tensor.data_as<const int32_t>();
-  call->args = {ids, call->d_out.tensor.data_as<const float>(), call->d_table.tensor.data_as<float>(), rows,
-                call->d_table.tensor.shape()[0], dim};
+  require_same_device(call->d_out, "dOut", in.device());
+  require_outputs_disjoint({{&in.table, "dTable"}}, {{&call->d_out, "dOut"}, {&in.ids, "ids"}});
+  for (const TensorArg* arg : {&in.ids, &call->d_out, &in.table}) call->hold(*arg);
+  call->args = {in.kernel_ids(), call->d_out.tensor.data_as<const float>(), in.table.tensor.data_as<float>(), in.rows(),
+                in.vocab(), in.dim()};
   return call;
 }
 

@@ -224,6 +224,11 @@ double integer_option(const Napi::Object& input, const char* key, double fallbac
   return x;
 }
 
+int64_t size_option(const Napi::Object& input, const char* key) {
+  if (input.Get(key).IsUndefined()) return -1;
+  return static_cast<int64_t>(integer_option(input, key, 0, 1, kMaxInt32, "an integer in [1, 2^31 - 1]"));
+}
+
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback) {
   Napi::Value value = options.Get(key);
   if (value.IsUndefined()) return fallback;

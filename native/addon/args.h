@@ -89,6 +89,8 @@ constexpr double kMaxInt32 = 2147483647.0;
 // `what` describes the legal values for the message, such as "an integer in [1, 2^31 - 1]".
 double integer_option(const Napi::Object& input, const char* key, double fallback, double lo, double hi,
                       const char* what);
+// A size option (an integer in [1, 2^31 - 1]), or -1 when absent (then a Tensor's shape gives the size).
+int64_t size_option(const Napi::Object& input, const char* key);
 bool boolean_option(const Napi::Object& options, const char* key, bool fallback);
 // A string option that must be one of `choices` (name -> value); undefined gives `fallback`.
 int enum_option(const Napi::Object& options, const char* key, int fallback,

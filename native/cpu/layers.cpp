@@ -65,13 +65,11 @@ TALARIA_SIMD_INLINE void rmsnorm_backward_block_impl(const RmsnormBackwardArgs& 
     float* __restrict dx = a.dx + r * dim;
     const float rstd = a.rstd[r];
     for (int64_t j = 0; j < dim; j++) g[j] = dy[j] * w[j];
-    const double r64 = rstd;
-    // dx = rstd g - x (rstd^3 mean(g x)): the row's coefficient in f64, rounded once.
-    const float coef = static_cast<float>(r64 * r64 * r64 * dot_f64(g, x, dim) / static_cast<double>(dim));
+    const float coef = rmsnorm_dx_coef(rstd, dot_f64(g, x, dim), dim);
     if (a.accumulate_dx) {
-      for (int64_t j = 0; j < dim; j++) dx[j] += rstd * g[j] - coef * x[j];
+      for (int64_t j = 0; j < dim; j++) dx[j] += rmsnorm_dx_element(rstd, g[j], x[j], coef);
     } else {
-      for (int64_t j = 0; j < dim; j++) dx[j] = rstd * g[j] - coef * x[j];
+      for (int64_t j = 0; j < dim; j++) dx[j] = rmsnorm_dx_element(rstd, g[j], x[j], coef);
     }
     for (int64_t j = 0; j < dim; j++) partial[j] += static_cast<double>(dy[j] * (x[j] * rstd));
   }
@@ -96,6 +94,10 @@ TALARIA_SIMD_FUNCTION(void, add_partials, add_partials_impl,
 
 // ---- swiglu ----------------------------------------------------------------------------------------------
 
+// e^-|g|: the argument is <= 0, so the cheaper exponential without denormals serves (0 below e^-87,
+// where sigmoid's e / (1 + e) is below 2^-125 anyway).
+TALARIA_SIMD_INLINE float exp_neg_abs(float g) { return exp_f32_no_denormals(g < 0.0f ? g : -g); }
+
 TALARIA_SIMD_INLINE void swiglu_rows_impl(const SwigluArgs& args, int64_t lo, int64_t hi) {
   const SwigluArgs a = args;
   const int64_t f = a.hidden;
@@ -103,7 +105,7 @@ TALARIA_SIMD_INLINE void swiglu_rows_impl(const SwigluArgs& args, int64_t lo, in
     const float* __restrict gate = a.gate_up + r * 2 * f;
     const float* __restrict up = gate + f;
     float* __restrict h = a.h + r * f;
-    for (int64_t j = 0; j < f; j++) h[j] = swiglu_element(gate[j], up[j], exp_f32(-gate[j]));
+    for (int64_t j = 0; j < f; j++) h[j] = swiglu_element(gate[j], up[j], exp_neg_abs(gate[j]));
   }
 }
 TALARIA_SIMD_FUNCTION(void, swiglu_rows, swiglu_rows_impl, (const SwigluArgs& a, int64_t lo, int64_t hi), (a, lo, hi))
@@ -117,7 +119,7 @@ TALARIA_SIMD_INLINE void swiglu_backward_rows_impl(const SwigluBackwardArgs& arg
     const float* __restrict dh = a.dh + r * f;
     float* __restrict d_gate = a.d_gate_up + r * 2 * f;
     float* __restrict d_up = d_gate + f;
-    for (int64_t j = 0; j < f; j++) swiglu_backward_element(gate[j], up[j], dh[j], exp_f32(-gate[j]), d_gate[j], d_up[j]);
+    for (int64_t j = 0; j < f; j++) swiglu_backward_element(gate[j], up[j], dh[j], exp_neg_abs(gate[j]), d_gate[j], d_up[j]);
   }
 }
 TALARIA_SIMD_FUNCTION(void, swiglu_backward_rows, swiglu_backward_rows_impl,

@@ -61,15 +61,12 @@ __global__ void __launch_bounds__(kThreads, 4) rmsnorm_backward_dx_kernel(Rmsnor
     for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) dot += static_cast<double>(dy[j] * a.weight[j]) * x[j];
     dot = block_reduce(dot, AddCombine<double>{}, scratch);
     const float rstd = a.rstd[r];
-    if (threadIdx.x == 0) {
-      const double r64 = rstd;
-      row_coef = static_cast<float>(r64 * r64 * r64 * dot / static_cast<double>(a.dim));
-    }
+    if (threadIdx.x == 0) row_coef = rmsnorm_dx_coef(rstd, dot, a.dim);
     __syncthreads();
     const float coef = row_coef;
     float* dx = a.dx + r * a.dim;
     for (int64_t j = threadIdx.x; j < a.dim; j += blockDim.x) {
-      const float value = rstd * (dy[j] * a.weight[j]) - coef * x[j];
+      const float value = rmsnorm_dx_element(rstd, dy[j] * a.weight[j], x[j], coef);
       dx[j] = a.accumulate_dx ? dx[j] + value : value;
     }
   }
@@ -102,7 +99,7 @@ __global__ void __launch_bounds__(kThreads, 4) swiglu_kernel(SwigluArgs a) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const int64_t r = i / a.hidden, j = i - r * a.hidden;
     const float gate = a.gate_up[r * 2 * a.hidden + j], up = a.gate_up[r * 2 * a.hidden + a.hidden + j];
-    a.h[i] = swiglu_element(gate, up, expf(-gate));
+    a.h[i] = swiglu_element(gate, up, expf(-fabsf(gate)));
   }
 }
 
@@ -113,7 +110,7 @@ __global__ void __launch_bounds__(kThreads, 4) swiglu_backward_kernel(SwigluBack
     const int64_t at = r * 2 * a.hidden + j;
     const float gate = a.gate_up[at], up = a.gate_up[at + a.hidden];
     float d_gate, d_up;
-    swiglu_backward_element(gate, up, a.dh[i], expf(-gate), d_gate, d_up);
+    swiglu_backward_element(gate, up, a.dh[i], expf(-fabsf(gate)), d_gate, d_up);
     a.d_gate_up[at] = d_gate;
     a.d_gate_up[at + a.hidden] = d_up;
   }

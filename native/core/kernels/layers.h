@@ -7,7 +7,7 @@
 // ---- RMSNorm (HF LlamaRMSNorm) ---------------------------------------------------------------------------
 //   rstd_r = 1 / sqrt(mean_j x_rj^2 + eps)      (the sum of squares in f64, rstd rounded to f32 once)
 //   y_rj   = (x_rj rstd_r) w_j
-// Backward, with g = dy w:  dx_rj = rstd_r g_rj - x_rj rstd_r^3 mean_j(g_rj x_rj)   (the mean in f64)
+// Backward, with g = dy w:  dx_rj = rstd_r (g_rj - x_rj rstd_r^2 mean_j(g_rj x_rj))   (the mean in f64)
 //                           dw_j   = sum_r dy_rj (x_rj rstd_r)   (or added to the caller's dw)
 // The dw sum is deterministic and independent of the thread count: rows go in fixed blocks of
 // kRmsnormRowBlock, each block sums its rows in row order in f64, and the block sums are added in block
@@ -17,8 +17,8 @@
 //
 // ---- SwiGLU ------------------------------------------------------------------------------------------------
 //   gate_up [N, 2F] holds gate in columns [0, F) and up in [F, 2F) (one GEMM yields both);
-//   h = silu(gate) up, silu(g) = g sigmoid(g), sigmoid(g) = 1 / (1 + e^-g): e^-g overflows to +inf for
-//   g < -88 and gives sigmoid 0 (silu -0), underflows to 0 for large g and gives 1: no NaN for finite g.
+//   h = silu(gate) up, silu(g) = g sigmoid(g), with sigmoid from e^-|g| (which cannot overflow): no NaN
+//   for finite g; silu -> 0 for g -> -inf (0 once e^-|g| underflows, below about -87) and -> g for g -> +inf.
 //   Backward: d gate = dh up s (1 + g (1 - s)), d up = dh silu(g), s = sigmoid(g).
 //   12 B per output element forward (read 8, write 4), 20 B backward: bandwidth-bound.
 //
@@ -104,17 +104,21 @@ TALARIA_HOST_DEVICE float rmsnorm_rstd(double sum_sq, int64_t dim, float eps) {
   return static_cast<float>(1.0 / sqrt(sum_sq / static_cast<double>(dim) + static_cast<double>(eps)));
 }
 
-// sigmoid(g) from e^-g (each backend brings its own exponential).
-TALARIA_HOST_DEVICE float sigmoid_from_exp(float exp_neg_g) { return 1.0f / (1.0f + exp_neg_g); }
+// sigmoid(g) from e = e^-|g| in (0, 1] (each backend brings its own exponential, which never overflows
+// here): 1 / (1 + e) for g >= 0, e / (1 + e) below.
+TALARIA_HOST_DEVICE float sigmoid_from_exp(float g, float exp_neg_abs_g) {
+  const float r = 1.0f / (1.0f + exp_neg_abs_g);
+  return g >= 0.0f ? r : exp_neg_abs_g * r;
+}
 
-TALARIA_HOST_DEVICE float swiglu_element(float gate, float up, float exp_neg_gate) {
-  return gate * sigmoid_from_exp(exp_neg_gate) * up;
+TALARIA_HOST_DEVICE float swiglu_element(float gate, float up, float exp_neg_abs_gate) {
+  return gate * sigmoid_from_exp(gate, exp_neg_abs_gate) * up;
 }
 
 // d gate and d up of h = silu(gate) up.
-TALARIA_HOST_DEVICE void swiglu_backward_element(float gate, float up, float dh, float exp_neg_gate, float& d_gate,
+TALARIA_HOST_DEVICE void swiglu_backward_element(float gate, float up, float dh, float exp_neg_abs_gate, float& d_gate,
                                                  float& d_up) {
-  const float s = sigmoid_from_exp(exp_neg_gate);
+  const float s = sigmoid_from_exp(gate, exp_neg_abs_gate);
   d_up = dh * (gate * s);
   d_gate = dh * up * (s * (1.0f + gate * (1.0f - s)));
 }
@@ -123,6 +127,15 @@ TALARIA_HOST_DEVICE void swiglu_backward_element(float gate, float up, float dh,
 TALARIA_HOST_DEVICE float rmsnorm_d_weight(float old, double total, bool accumulate) {
   return static_cast<float>(accumulate ? static_cast<double>(old) + total : total);
 }
+
+// dx's row coefficient c = rstd^2 mean(g x), from the f64 dot, rounded once; then dx = rstd (g - c x).
+// Factored this way every f32 intermediate stays near the data's scale (c ~ |g| / |x|): the unfactored
+// rstd^3 mean(g x) would underflow f32 for rows of magnitude ~1e13 and beyond.
+TALARIA_HOST_DEVICE float rmsnorm_dx_coef(float rstd, double dot, int64_t dim) {
+  const double r = rstd;
+  return static_cast<float>(r * r * dot / static_cast<double>(dim));
+}
+TALARIA_HOST_DEVICE float rmsnorm_dx_element(float rstd, float g, float x, float coef) { return rstd * (g - coef * x); }
 
 TALARIA_HOST_DEVICE float axpby_element(float x, float y, float alpha, float beta) {
   return beta == 0.0f ? alpha * x : alpha * x + beta * y;
