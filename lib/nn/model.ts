@@ -3,7 +3,7 @@
 // is one kernel call on device tensors. Parameters and gradients are views into one flat buffer each
 // (lib/nn/params.ts), so AdamW, clipping, EMA and zeroing are single calls over the whole model.
 import { attentionBackward, attentionDecode, attentionForward, kvCacheAppend, ropeBackward, ropeForward } from '../ops/attention.js';
-import { axpby, embedding, embeddingBackward, rmsnorm, rmsnormBackward, swiglu, swigluBackward } from '../ops/layers.js';
+import { embedding, embeddingBackward, rmsnorm, rmsnormBackward, swiglu, swigluBackward } from '../ops/layers.js';
 import { matmul } from '../ops/matmul.js';
 import { talariaError } from '../native.js';
 import { Tensor } from '../tensor.js';

@@ -7,7 +7,6 @@ import type { TransformerModel } from '../nn/model.js';
 import { logprobEntropy } from '../ops/logits.js';
 import { gae, whiten } from '../ops/rl.js';
 import { Tensor } from '../tensor.js';
-import { Rng, type RngState } from '../util/rng.js';
 import type { AdaptiveKlOptions, PpoSequences } from './ppo-options.js';
 
 /** Everything one iteration computed before its updates, all f32[N] in token layout unless noted. */
@@ -59,72 +58,6 @@ export class AdaptiveKlController {
     const error = Math.min(0.2, Math.max(-0.2, kl / this.options.target - 1));
     if (Number.isFinite(error)) this.value *= 1 + (error * episodes) / this.options.horizon;
     return this.value;
-  }
-}
-
-export interface CyclePosition {
-  epoch: number;
-  index: number;
-  /** The Rng state at the start of the epoch (before its shuffle). */
-  rngState: RngState;
-}
-
-export const isRngState = (x: unknown): x is RngState => Array.isArray(x) && x.length === 4 && x.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32);
-
-/** Sequence orders in shuffled epochs, checkpointable (as TokenBudgetBatcher, but by count). */
-export class ShuffledCycle {
-  private readonly rng: Rng;
-  private epochStart: RngState;
-  private order: number[];
-  private index = 0;
-  private epoch = 0;
-
-  constructor(
-    private readonly size: number,
-    seed: number,
-  ) {
-    this.rng = new Rng(seed);
-    this.epochStart = this.rng.state();
-    this.order = this.shuffled();
-  }
-
-  take(count: number): number[] {
-    const out: number[] = [];
-    while (out.length < count) {
-      if (this.index === this.size) {
-        this.epoch++;
-        this.index = 0;
-        this.epochStart = this.rng.state();
-        this.order = this.shuffled();
-      }
-      out.push(this.order[this.index++]);
-    }
-    return out;
-  }
-
-  position(): CyclePosition {
-    return { epoch: this.epoch, index: this.index, rngState: [...this.epochStart] as RngState };
-  }
-
-  /** A saved position, checked against this cycle (ERR_TALARIA_FORMAT naming `what`); restore() applies it. */
-  check(position: unknown, what: string): CyclePosition {
-    const p = position as Partial<CyclePosition> | null;
-    if (p === null || typeof p !== 'object' || !Number.isSafeInteger(p.epoch) || !Number.isSafeInteger(p.index) || p.index! < 0 || p.index! > this.size)
-      throw talariaError('ERR_TALARIA_FORMAT', `PpoTrainer.restore: state.${what} must be {epoch, index in [0, ${this.size}], rngState}, got ${describeValue(position)}`);
-    if (!isRngState(p.rngState)) throw talariaError('ERR_TALARIA_FORMAT', `PpoTrainer.restore: state.${what}.rngState must be four unsigned 32-bit integers`);
-    return p as CyclePosition;
-  }
-
-  restore(p: CyclePosition): void {
-    this.rng.restore(p.rngState);
-    this.epoch = p.epoch;
-    this.index = p.index;
-    this.epochStart = this.rng.state();
-    this.order = this.shuffled();
-  }
-
-  private shuffled(): number[] {
-    return this.rng.shuffle(Array.from({ length: this.size }, (_, i) => i));
   }
 }
 

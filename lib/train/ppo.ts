@@ -28,12 +28,13 @@ import { shapeRewards } from '../ops/rewards.js';
 import { ppoLoss, valueLoss } from '../ops/rl-loss.js';
 import { Tensor } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { Rng, type RngState } from '../util/rng.js';
+import { isRngState, Rng, type RngState } from '../util/rng.js';
 import { type PpoSequences, type PpoTrainerOptions, type ResolvedPpoOptions, validatePpoOptions } from './ppo-options.js';
 import {
-  AdaptiveKlController, checkPacked, chunks, gatherSequences, isRngState, mean, nextTokenTargets, type PpoRollouts, ppoAdvantages, rowsToTokens,
-  scoreHead, sequenceLogprobs, ShuffledCycle, tokensToRows,
+  AdaptiveKlController, checkPacked, chunks, gatherSequences, mean, nextTokenTargets, type PpoRollouts, ppoAdvantages, rowsToTokens,
+  scoreHead, sequenceLogprobs, tokensToRows,
 } from './ppo-rollouts.js';
+import { ShuffledOrder } from '../data/shuffled-order.js';
 import { nonFiniteLoss, type RestoredCheckpoint, type StepMetrics, type Trainer, type TrainerCheckpoint } from './trainer.js';
 
 export {
@@ -84,8 +85,8 @@ export class PpoTrainer implements Trainer {
   private readonly tokenizer: Tokenizer;
   private readonly prompts: readonly Int32Array[];
   private readonly ptxExamples: readonly EncodedExample[];
-  private readonly promptOrder: ShuffledCycle;
-  private readonly ptxOrder: ShuffledCycle | null;
+  private readonly promptOrder: ShuffledOrder;
+  private readonly ptxOrder: ShuffledOrder | null;
   private readonly minibatchRng: Rng;
   private philoxOffset = 0;
   private readonly klController: AdaptiveKlController | null;
@@ -105,10 +106,10 @@ export class PpoTrainer implements Trainer {
     this.totalSteps = options.iterations;
     // Independent streams per consumer, all from the one seed.
     const seeds = new Rng(this.o.seed);
-    this.promptOrder = new ShuffledCycle(this.prompts.length, seeds.nextUint32());
+    this.promptOrder = new ShuffledOrder(this.prompts.length, seeds.nextUint32());
     this.minibatchRng = new Rng(seeds.nextUint32());
     const ptxSeed = seeds.nextUint32();
-    this.ptxOrder = options.ptx ? new ShuffledCycle(this.ptxExamples.length, ptxSeed) : null;
+    this.ptxOrder = options.ptx ? new ShuffledOrder(this.ptxExamples.length, ptxSeed) : null;
     this.fixedKlCoef = options.klCoef ?? 0.02;
     this.klController = options.adaptiveKl ? new AdaptiveKlController(this.fixedKlCoef, { ...options.adaptiveKl }) : null;
     const common = { weightDecay: options.weightDecay ?? 0, maxGradNorm: options.maxGradNorm ?? 1 };
@@ -353,8 +354,8 @@ export class PpoTrainer implements Trainer {
     for (const [name, state] of [['policy', policyAdam], ['value', valueAdam]] as const)
       if (state.m.length !== this[name].layout.totalNumel || state.v.length !== this[name].layout.totalNumel) bad(`tensors.${name}.adam.m/v must hold ${this[name].layout.totalNumel} values`);
     if (ema && ema.length !== this.policy.layout.totalNumel) bad(`tensors.policy.ema must hold ${this.policy.layout.totalNumel} values`);
-    const promptOrder = this.promptOrder.check(s.promptOrder, 'promptOrder');
-    const ptxOrder = this.ptxOrder?.check(s.ptxOrder, 'ptxOrder');
+    const promptOrder = this.promptOrder.check(s.promptOrder, 'PpoTrainer.restore: state.promptOrder');
+    const ptxOrder = this.ptxOrder?.check(s.ptxOrder, 'PpoTrainer.restore: state.ptxOrder');
     if (!isRngState(s.minibatchRng)) bad('state.minibatchRng must be four unsigned 32-bit integers');
     // Everything checked: from here on nothing throws, so a bad checkpoint leaves the trainer as it was.
     this.promptOrder.restore(promptOrder);

@@ -8,12 +8,12 @@
 // average (InstructGPT), which makes the reward's zero meaningful for PPO.
 import { describeValue } from '../data/describe.js';
 import type { RewardRecord } from '../data/records.js';
+import { ShuffledOrder } from '../data/shuffled-order.js';
 import { TalariaError, talariaError } from '../native.js';
 import { type ForwardResult, TransformerModel } from '../nn/model.js';
 import { rankingLoss } from '../ops/preference.js';
 import { Tensor } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { Rng, type RngState } from '../util/rng.js';
 import {
   checkNumberOption, checkOptimization, checkRestored, checkTokenIds, checkTrainerBasics, forEachBudgetChunk, type OptimizationOptions,
   optionalNumber, ScheduledAdamW, stepsForEpochs,
@@ -101,7 +101,7 @@ export class RewardTrainer implements Trainer {
   private readonly references: readonly ReferenceCompletion[];
   private readonly promptsPerBatch: number;
   private readonly batchTokens: number;
-  private readonly order: PromptOrder;
+  private readonly order: ShuffledOrder;
   private readonly optimizer: ScheduledAdamW;
 
   constructor(options: RewardTrainerOptions) {
@@ -121,7 +121,7 @@ export class RewardTrainer implements Trainer {
     this.references = options.referenceCompletions?.slice() ?? [];
     this.promptsPerBatch = promptsPerBatch;
     this.batchTokens = batchTokens;
-    this.order = new PromptOrder(this.train.length, optimization.seed);
+    this.order = new ShuffledOrder(this.train.length, optimization.seed);
     this.totalSteps = stepsForEpochs(epochs, () => Math.ceil(this.train.length / promptsPerBatch));
     this.optimizer = new ScheduledAdamW(model, optimization, this.totalSteps);
   }
@@ -133,7 +133,7 @@ export class RewardTrainer implements Trainer {
   /** One AdamW step on the next promptsPerBatch prompts: {loss, accuracy, pairs, tokens, lr, gradNorm, epoch}. */
   trainStep(): StepMetrics {
     if (this.done >= this.totalSteps) throw talariaError('ERR_TALARIA_RANGE', `rm: trainStep called after the last of ${this.totalSteps} steps`);
-    const { epoch, indices } = this.order.next(this.promptsPerBatch);
+    const { epoch, indices } = this.order.nextInEpoch(this.promptsPerBatch);
     this.model.zeroGrad();
     const report = rankingGradient(this.model, indices.map((i) => this.train[i]), this.batchTokens, this.stage, this.done);
     const { lr, gradNorm } = this.optimizer.step(this.stage, this.done);
@@ -187,7 +187,7 @@ export class RewardTrainer implements Trainer {
     const fn = 'rm: restore';
     checkRestored(fn, checkpoint, 'reward', this.model, ['order']);
     this.optimizer.restore(checkpoint);
-    this.order.restore(fn, checkpoint.state.order);
+    this.order.restore(this.order.check(checkpoint.state.order, `${fn}: checkpoint.state.order`));
     this.model.loadParameters(checkpoint.models.reward);
     this.done = checkpoint.state.stepsDone as number;
   }
@@ -429,62 +429,3 @@ function checkReferences(fn: string, references: unknown, model: TransformerMode
   });
 }
 
-/** Where the prompt order stands, JSON-safe. */
-interface PromptOrderPosition {
-  epoch: number;
-  index: number;
-  rngState: RngState;
-}
-
-/** The prompts in an order shuffled anew each epoch; batches never span two epochs; checkpointable. */
-class PromptOrder {
-  private readonly rng: Rng;
-  private epoch = 0;
-  private index = 0;
-  private epochStart: RngState;
-  private order: number[];
-
-  constructor(
-    private readonly count: number,
-    seed: number,
-  ) {
-    this.rng = new Rng(seed);
-    this.epochStart = this.rng.state();
-    this.order = this.shuffled();
-  }
-
-  next(size: number): { epoch: number; indices: number[] } {
-    if (this.index === this.count) {
-      this.epoch++;
-      this.index = 0;
-      this.epochStart = this.rng.state();
-      this.order = this.shuffled();
-    }
-    const indices = this.order.slice(this.index, this.index + size);
-    this.index += indices.length;
-    return { epoch: this.epoch, indices };
-  }
-
-  position(): PromptOrderPosition {
-    return { epoch: this.epoch, index: this.index, rngState: [...this.epochStart] as RngState };
-  }
-
-  restore(fn: string, value: unknown): void {
-    const p = value as PromptOrderPosition;
-    if (p === null || typeof p !== 'object' || !Number.isSafeInteger(p.epoch) || p.epoch < 0 || !Number.isSafeInteger(p.index) || p.index < 0 || p.index > this.count)
-      throw talariaError('ERR_TALARIA_FORMAT', `${fn}: checkpoint.state.order must be {epoch, index in [0, ${this.count}], rngState}, got ${JSON.stringify(value)}`);
-    try {
-      this.rng.restore(p.rngState);
-    } catch {
-      throw talariaError('ERR_TALARIA_FORMAT', `${fn}: checkpoint.state.order.rngState must be four unsigned 32-bit integers, got ${JSON.stringify(p.rngState)}`);
-    }
-    this.epoch = p.epoch;
-    this.index = p.index;
-    this.epochStart = this.rng.state();
-    this.order = this.shuffled();
-  }
-
-  private shuffled(): number[] {
-    return this.rng.shuffle(Array.from({ length: this.count }, (_, i) => i));
-  }
-}

@@ -5,6 +5,11 @@
 /** The four 32-bit words of an Rng's state (JSON-safe, for checkpoints). */
 export type RngState = [number, number, number, number];
 
+/** True for a JSON value that is an RngState (four unsigned 32-bit integers). */
+export function isRngState(value: unknown): value is RngState {
+  return Array.isArray(value) && value.length === 4 && value.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32);
+}
+
 export class Rng {
   private a: number;
   private b: number;
@@ -40,8 +45,7 @@ export class Rng {
   }
 
   restore(state: RngState): void {
-    if (!Array.isArray(state) || state.length !== 4 || !state.every((w) => Number.isInteger(w) && w >= 0 && w < 2 ** 32))
-      throw new RangeError('Rng: a state is four unsigned 32-bit integers');
+    if (!isRngState(state)) throw new RangeError('Rng: a state is four unsigned 32-bit integers');
     [this.a, this.b, this.c, this.d] = state;
   }
 
