@@ -3,9 +3,10 @@
 //
 //   node scripts/check-pipeline.mjs <out dir>
 //
-// The margins were chosen from quick runs with seeds 0-3 (see the README's pipeline section): each is
-// well inside what every seed reached, and far from what a broken stage gives (a base-like SFT, a
-// chance-level RM, a PPO that does not move the toxic rate).
+// The margins come from quick runs with seeds 0-3, which reached: SFT accuracy 0.11-0.16 over a base
+// at 0.00; RM accuracy 0.66-0.69 against the noisy rankings; PPO toxic rates 0.003-0.010 against
+// SFT's 0.05-0.13. Each margin sits well inside every seed, and far from what a broken stage gives (a
+// base-like SFT, a chance-level RM, a PPO that does not move the toxic rate).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -37,9 +38,9 @@ if (results) {
   const { base, sft, ppo, ppoPtx } = results.policies;
   const fields = ['score', 'winRateVsSft', 'accuracy', 'toxicRate', 'rambleRate', 'noEndRate', 'klVsSft', 'pretrainLoss'];
   check('every policy reports every figure', [base, sft, ppo, ppoPtx].every((p) => p && fields.every((f) => typeof p[f] === 'number')), fields.join(', '));
-  check('SFT beats base on accuracy', sft.accuracy >= base.accuracy + 0.15, `SFT ${sft.accuracy.toFixed(3)} vs base ${base.accuracy.toFixed(3)}, margin 0.15`);
-  check('RM accuracy is above chance', results.rmAccuracy.noisy >= 0.58, `noisy ${results.rmAccuracy.noisy.toFixed(3)} >= 0.58 (chance 0.5)`);
-  check('PPO lowers the toxic rate below SFT', ppo.toxicRate <= 0.6 * sft.toxicRate, `PPO ${ppo.toxicRate.toFixed(3)} <= 0.6 x SFT ${sft.toxicRate.toFixed(3)}`);
+  check('SFT beats base on accuracy', sft.accuracy >= base.accuracy + 0.08, `SFT ${sft.accuracy.toFixed(3)} vs base ${base.accuracy.toFixed(3)}, margin 0.08`);
+  check('RM accuracy is above chance', results.rmAccuracy.noisy >= 0.6, `noisy ${results.rmAccuracy.noisy.toFixed(3)} >= 0.6 (chance 0.5)`);
+  check('PPO lowers the toxic rate below SFT', ppo.toxicRate <= 0.5 * sft.toxicRate, `PPO ${ppo.toxicRate.toFixed(3)} <= 0.5 x SFT ${sft.toxicRate.toFixed(3)}`);
 }
 
 console.log(`\n${passed} passed, ${failed} failed`);
