@@ -29,8 +29,11 @@ export interface ModelOptions {
   initStd?: number;
   /** Allocate gradients (default true). A frozen model (the PPO reference) only runs forward. */
   trainable?: boolean;
-  /** Recompute each layer's activations in the backward pass instead of keeping them (less memory, ~1/3 more compute). */
-  recompute?: boolean;
+  /**
+   * Recompute layers' activations in the backward pass instead of keeping them (less memory, ~1/3 more
+   * compute for those layers): true for every layer, or the indices of the layers to recompute.
+   */
+  recompute?: boolean | readonly number[];
   /** Token ids whose logits are forced to -1e30 in every LM-head output (PAD and BOS: never sampled, and scored the same way). */
   suppressTokens?: readonly number[];
 }
@@ -142,7 +145,8 @@ export class TransformerModel {
   readonly params: Tensor;
   /** All gradients, like params; null for a frozen model. Backward passes accumulate into it. */
   readonly grads: Tensor | null;
-  recompute: boolean;
+  /** Which layers recompute their activations in backward (see ModelOptions.recompute); may be changed between steps. */
+  recompute: boolean | readonly number[];
   readonly suppressTokens: readonly number[];
 
   private readonly p: ModelViews;
@@ -157,6 +161,10 @@ export class TransformerModel {
     this.layout = parameterLayout(config, heads);
     this.device = options.device ?? 'cpu';
     this.recompute = options.recompute ?? false;
+    if (Array.isArray(this.recompute))
+      for (const l of this.recompute)
+        if (!Number.isInteger(l) || l < 0 || l >= config.numLayers)
+          throw talariaError('ERR_TALARIA_RANGE', `recompute: ${l} is not a layer index in [0, ${config.numLayers})`);
     this.suppressTokens = [...(options.suppressTokens ?? [])];
     for (const id of this.suppressTokens)
       if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize)
@@ -242,7 +250,7 @@ export class TransformerModel {
         const next = acts.next;
         if (grad) {
           inputs.push(x);
-          layers.push(this.recompute ? (disposeLayer(acts.saved), null) : acts.saved);
+          layers.push(this.recomputes(l) ? (disposeLayer(acts.saved), null) : acts.saved);
         } else {
           x.dispose();
           disposeLayer(acts.saved);
@@ -409,6 +417,10 @@ export class TransformerModel {
   }
 
   // ---- internals ----
+
+  private recomputes(layer: number): boolean {
+    return this.recompute === true || (Array.isArray(this.recompute) && this.recompute.includes(layer));
+  }
 
   private runHeads(xFinal: Tensor, lm: boolean, score: boolean): { logits?: Tensor; values?: Tensor } {
     const n = xFinal.shape[0];

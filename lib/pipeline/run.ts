@@ -64,7 +64,8 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
   const data = buildDatasets(world, config, seed, stream);
   const stageDir = (stage: string) => join(outDir, stage);
   const finalDir = (stage: string, role: string) => join(outDir, stage, 'final', role);
-  const timed = async (stage: string, run: () => Promise<RunResult | null>): Promise<void> => {
+  // A stage's wall time, and its throughput when it ran (null: skipped, its models were already there).
+  const timed = async (stage: string, run: () => Promise<{ tokensPerSecond: number } | null>): Promise<void> => {
     const t0 = performance.now();
     log(`\n== ${stage}`);
     const result = await run();
@@ -125,7 +126,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
       if (done('rm', 'reward')) return null;
       const sampled = rankedGroups(world, sft, tokenizer, data.rmPrompts, config, seed + 20, stream(20), progress, 'rm-sampling');
       data.rmTrain = sampled.groups.map(toRewardExample);
-      return { tokensPerSecond: sampled.tokensPerSecond } as RunResult;
+      return { tokensPerSecond: sampled.tokensPerSecond };
     });
     await timed('rm', async () => {
       if (done('rm', 'reward')) return null;
