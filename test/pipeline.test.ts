@@ -1,7 +1,7 @@
 // The pipeline (lib/pipeline/run.ts): a custom world module runs end to end through every stage (the
 // plug-in interface), finished stages are skipped on a second run, the world stays honest (no held-out
 // prompt in any training set), and bad worlds and flags are refused with a message naming the problem.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { pipelineConfigSchema, QUICK_OVERRIDES } from '../lib/pipeline/config.js';
 import { buildDatasets, runPipeline } from '../lib/pipeline/run.js';
 import type { PipelineResults } from '../lib/pipeline/report.js';
+import { readMetrics } from '../lib/train/metrics.js';
 import { Rng } from '../lib/util/rng.js';
 import { loadWorld } from '../lib/world/load.js';
 import { worldA } from '../lib/world/task-a.js';
@@ -32,7 +33,7 @@ describe('runPipeline', () => {
     const world = await loadWorld(join(repo, 'examples', 'worlds', 'counting.mjs'));
     const outDir = join(dir, 'counting');
     const lines: string[] = [];
-    const results = await runPipeline({ world, config: tiny, outDir, seed: 1, progress: false, log: (l) => lines.push(l) });
+    const results = (await runPipeline({ world, config: tiny, outDir, seed: 1, progress: false, log: (l) => lines.push(l) }))!;
     const saved = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as PipelineResults;
     expect(saved).toEqual(JSON.parse(JSON.stringify(results)));
     expect(Object.keys(saved.policies)).toEqual(['base', 'sft', 'ppo', 'ppoPtx']);
@@ -55,7 +56,7 @@ describe('runPipeline', () => {
 
     // A second run finds every stage's final model and only evaluates again.
     const before = statSync(join(outDir, 'ppo', 'final', 'policy', 'model.safetensors')).mtimeMs;
-    const again = await runPipeline({ world, config: tiny, outDir, seed: 1, progress: false, log: () => {} });
+    const again = (await runPipeline({ world, config: tiny, outDir, seed: 1, progress: false, log: () => {} }))!;
     expect(statSync(join(outDir, 'ppo', 'final', 'policy', 'model.safetensors')).mtimeMs).toBe(before);
     expect(again.policies.ppo.score).toBe(results.policies.ppo.score);
   }, 180_000);
@@ -116,6 +117,29 @@ describe('talaria pipeline (command line)', () => {
     expect(result.code).toBe(1);
     expect(result.out).toMatch(/ERR_TALARIA_FORMAT: .*train\/eval leakage/);
     expect(existsSync(join(dir, 'o3', 'pretrain'))).toBe(false);
+  }, 120_000);
+
+  it('Ctrl-C stops a stage with a checkpoint and exit code 130; the same command resumes and finishes', async () => {
+    const outDir = join(dir, 'interrupted');
+    const config = join(dir, 'long.json');
+    writeFileSync(config, JSON.stringify({ ...tiny, pretrain: { ...tiny.pretrain, steps: 100000 } }));
+    const args = [cli, 'pipeline', '--world', join(repo, 'examples', 'worlds', 'counting.mjs'), '--config', config, '--out', outDir];
+    const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const metrics = join(outDir, 'metrics.jsonl');
+    for (let i = 0; i < 600 && !(existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 3); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(output).toMatch(/pretrain: interrupted; run the same command again to resume from .*step-\d{8}/);
+    expect(code).toBe(130);
+    expect(existsSync(join(outDir, 'results.json'))).toBe(false);
+    const done = readMetrics(metrics).filter((r) => r.stage === 'pretrain').length;
+    const resumed = await talaria('--world', join(repo, 'examples', 'worlds', 'counting.mjs'), '--config', config, '--out', outDir, '--pretrain.steps', String(done + 2));
+    expect(resumed.code, resumed.out).toBe(0);
+    expect(readMetrics(metrics).filter((r) => r.stage === 'pretrain').map((r) => r.step)).toEqual(Array.from({ length: done + 2 }, (_, i) => i + 1));
+    expect(existsSync(join(outDir, 'results.json'))).toBe(true);
   }, 120_000);
 
   it('refuses bad flags and config fields', async () => {

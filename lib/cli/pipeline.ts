@@ -64,6 +64,6 @@ export async function pipelineCommand(argv: string[]): Promise<number> {
   const world = await loadWorld(flag('world'));
   const outDir = flag('out') ?? 'talaria-pipeline';
   console.log(`talaria pipeline: world ${world.name}, seed ${seed}, ${device}${values.quick ? ', quick' : ''}, output in ${outDir}`);
-  await runPipeline({ world, config, outDir, seed, device });
-  return 0;
+  const results = await runPipeline({ world, config, outDir, seed, device });
+  return results ? 0 : 130;
 }

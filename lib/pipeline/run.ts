@@ -10,7 +10,6 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createProgress } from '../cli/progress.js';
 import { promptTokens, responseTokens, type EncodedExample } from '../data/batches.js';
-import { talariaError } from '../native.js';
 import type { ModelConfig } from '../nn/config.js';
 import { TransformerModel } from '../nn/model.js';
 import { ByteTokenizer } from '../tokenizer/byte.js';
@@ -45,8 +44,25 @@ export interface PipelineOptions {
 const POLICY_HEADS = { lm: true, score: false };
 const SCORE_HEADS = { lm: false, score: true };
 
-/** Runs every stage that has no final model in outDir yet, then the evaluation; writes results.json and report.html. */
-export async function runPipeline(options: PipelineOptions): Promise<PipelineResults> {
+/** Thrown inside runPipeline when Ctrl-C stopped a stage (after it saved a checkpoint). */
+class StageInterrupted extends Error {}
+
+/**
+ * Runs every stage that has no final model in outDir yet, then the evaluation; writes results.json and
+ * report.html. Returns null when Ctrl-C stopped a stage: it saved a checkpoint, and running the pipeline
+ * again on the same outDir resumes there.
+ */
+export async function runPipeline(options: PipelineOptions): Promise<PipelineResults | null> {
+  try {
+    return await runStages(options);
+  } catch (error) {
+    if (!(error instanceof StageInterrupted)) throw error;
+    (options.log ?? console.log)(error.message);
+    return null;
+  }
+}
+
+async function runStages(options: PipelineOptions): Promise<PipelineResults> {
   const { world, config, outDir, seed } = options;
   const device = options.device ?? 'cpu';
   const log = options.log ?? ((line: string) => console.log(line));
@@ -75,7 +91,7 @@ export async function runPipeline(options: PipelineOptions): Promise<PipelineRes
   const train = async (stage: string, trainer: Trainer, extra: Partial<Parameters<typeof runTrainer>[1]> = {}): Promise<RunResult> => {
     try {
       const result = await runTrainer(trainer, { outDir: stageDir(stage), resume: true, metrics, progress, ...extra });
-      if (result.interrupted) throw talariaError('ERR_TALARIA_RANGE', `${stage}: interrupted; run the same command again to resume from ${result.checkpointDir}`);
+      if (result.interrupted) throw new StageInterrupted(`${stage}: interrupted; run the same command again to resume from ${result.checkpointDir}`);
       log(`${stage}: ${result.stepsDone} steps in ${result.seconds.toFixed(1)} s, ${Math.round(result.tokensPerSecond)} tokens/s, ${summarize(result)}`);
       return result;
     } finally {
