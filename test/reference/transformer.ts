@@ -6,25 +6,15 @@
 //
 // Packed sequences (DESIGN.md, "Data layouts"): ids [N] with cuSeqlens [B+1]; a token's RoPE position
 // is its index inside its own sequence, and attention is causal within each sequence only.
+import type { ModelConfig } from '../../lib/nn/config.js';
 import type { Rng } from '../../lib/util/rng.js';
 
-/** The decoder's shape and options, camelCase mirrors of the HF config fields. */
-export interface RefModelConfig {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  numLayers: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  tieEmbeddings: boolean;
-  /** q/k/v projections have biases (Qwen2). */
-  qkvBias: boolean;
-  /** o_proj has a bias (Llama attention_bias=true also sets qkvBias). */
-  oBias: boolean;
-}
+/** The decoder's shape and options: the fields of the engine's ModelConfig that the math depends on. */
+export type RefModelConfig = Pick<
+  ModelConfig,
+  | 'vocabSize' | 'hiddenSize' | 'intermediateSize' | 'numHeads' | 'numKvHeads' | 'headDim' | 'numLayers'
+  | 'rmsNormEps' | 'ropeTheta' | 'tieEmbeddings' | 'qkvBias' | 'oBias'
+>;
 
 /** Which output heads exist: the LM head (logits) and the scalar reward/value head (score). */
 export interface RefHeads {
