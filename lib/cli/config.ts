@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
 import { talariaError, TalariaError } from '../native.js';
+import { parseJsonChecked } from '../nn/files.js';
 
 /** Reads a JSON config file; ERR_TALARIA_IO when it cannot be read, ERR_TALARIA_FORMAT when it is not a JSON object. */
 export function readConfigFile(path: string): Record<string, unknown> {
@@ -12,12 +13,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   } catch (error) {
     throw talariaError('ERR_TALARIA_IO', `cannot read config ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw talariaError('ERR_TALARIA_FORMAT', `${path}: not valid JSON (${(error as Error).message})`);
-  }
+  const value = parseJsonChecked(text, path);
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw talariaError('ERR_TALARIA_FORMAT', `${path}: expected a JSON object at the top level`);
   return value as Record<string, unknown>;

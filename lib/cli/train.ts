@@ -14,7 +14,7 @@ import { ByteTokenizer } from '../tokenizer/byte.js';
 import { instructgptPreset, PpoTrainer, taskAPreset, type PpoTrainerOptions } from '../train/ppo.js';
 import { encodeRewardRecords, RewardTrainer } from '../train/reward.js';
 import { runTrainer, type RunResult } from '../train/runner.js';
-import { encodePretrainingTexts, encodeSftRecords, SftTrainer } from '../train/sft.js';
+import { encodePretrainingTexts, encodeSftRecords, type OptimizationOptions, SftTrainer } from '../train/sft.js';
 import type { Trainer } from '../train/trainer.js';
 import { loadCommandConfig, parseFlags } from './config.js';
 
@@ -102,6 +102,11 @@ function parseCommandArgs(command: string, argv: string[]): { config: string; re
   return { config, resume: resume === true, overrides: rest as Record<string, string> };
 }
 
+/** The optimizer fields every config shares, as the trainers take them. */
+function optimization(c: z.infer<z.ZodObject<typeof runFields>>): OptimizationOptions {
+  return { lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm, seed: c.seed };
+}
+
 async function run(trainer: Trainer, out: string, resume: boolean, options: { checkpointEvery?: number; evalEvery: number; best?: { metric: string; mode: 'min' | 'max' } }): Promise<number> {
   let result: RunResult;
   try {
@@ -140,7 +145,7 @@ export async function sftCommand(argv: string[]): Promise<number> {
     const trainer = new SftTrainer({
       model, train: encode(c.data.train), eval: c.data.eval ? encode(c.data.eval) : undefined, stage: c.data.format === 'text' ? 'pretrain' : 'sft',
       epochs: c.epochs, steps: c.steps, batchTokens: c.batchTokens, maxLen: c.maxLen,
-      lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm, seed: c.seed,
+      ...optimization(c),
     });
     return await run(trainer, c.out, args.resume, { checkpointEvery: c.checkpointEvery, evalEvery: c.evalEvery, best: c.data.eval ? { metric: 'evalLoss', mode: 'min' } : undefined });
   } finally {
@@ -163,7 +168,7 @@ export async function rmCommand(argv: string[]): Promise<number> {
       eval: c.data.eval ? encodeRewardRecords(tokenizer, readJsonl(c.data.eval, rewardRecordSchema), c.maxLen) : undefined,
       epochs: c.epochs, promptsPerBatch: c.promptsPerBatch, batchTokens: c.batchTokens,
       referenceCompletions: reference,
-      lr: c.lr, schedule: c.schedule, warmupSteps: c.warmupSteps, weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm, seed: c.seed,
+      ...optimization(c),
     });
     return await run(trainer, c.out, args.resume, { checkpointEvery: c.checkpointEvery, evalEvery: c.evalEvery, best: c.data.eval ? { metric: 'evalAccuracy', mode: 'max' } : undefined });
   } finally {

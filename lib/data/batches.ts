@@ -305,6 +305,14 @@ function checkPositiveInteger(fn: string, name: string, value: unknown): void {
   if (!Number.isSafeInteger(value) || value < 1) throw new TalariaError(`${fn}: ${name} must be a positive integer, got ${value}`, 'ERR_TALARIA_RANGE');
 }
 
+/** a then b, as one new array (prompt + response, for example). */
+export function concatTokens(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 /** BOS + the prompt's tokens: what a policy is prompted with. */
 export function promptTokens(tokenizer: Tokenizer, prompt: string): Int32Array {
   return Int32Array.from([tokenizer.bosId, ...tokenizer.encode(prompt)]);

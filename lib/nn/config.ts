@@ -5,7 +5,7 @@
 // field, what was expected and what was found. Unknown fields are ignored: real configs carry dozens.
 import { z } from 'zod';
 import { talariaError } from '../native.js';
-import { readFileChecked } from './files.js';
+import { readJsonChecked } from './files.js';
 
 export type ModelType = 'llama' | 'qwen2' | 'mistral';
 
@@ -277,12 +277,5 @@ export function validateModelConfig(config: ModelConfig, what = 'config'): void 
  * const config = readModelConfig('checkpoints/sft/config.json');
  */
 export function readModelConfig(path: string): ModelConfig {
-  const text = readFileChecked(path).toString('utf8');
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw formatError(path, `invalid JSON (${(error as Error).message})`);
-  }
-  return parseModelConfig(json, path);
+  return parseModelConfig(readJsonChecked(path), path);
 }

@@ -19,6 +19,20 @@ export function readFileChecked(path: string): Buffer {
   }
 }
 
+/** JSON text parsed, or ERR_TALARIA_FORMAT naming `source` (a path) and the parser's complaint. */
+export function parseJsonChecked(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw talariaError('ERR_TALARIA_FORMAT', `${source}: not valid JSON (${(error as Error).message})`);
+  }
+}
+
+/** A JSON file parsed: ERR_TALARIA_IO when it cannot be read, ERR_TALARIA_FORMAT when it is not JSON. */
+export function readJsonChecked(path: string): unknown {
+  return parseJsonChecked(readFileChecked(path).toString('utf8'), path);
+}
+
 const MAX_READ_BYTES = 2 ** 30; // one read() call moves at most 2 GiB - 1 bytes
 
 /** A file open for reading at any position; every failure is ERR_TALARIA_IO naming the path. */

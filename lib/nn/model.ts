@@ -5,6 +5,7 @@
 import { attentionBackward, attentionDecode, attentionForward, kvCacheAppend, ropeBackward, ropeForward } from '../ops/attention.js';
 import { embedding, embeddingBackward, rmsnorm, rmsnormBackward, swiglu, swigluBackward } from '../ops/layers.js';
 import { matmul } from '../ops/matmul.js';
+import { describeValue } from '../data/describe.js';
 import { talariaError } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { Rng } from '../util/rng.js';
@@ -95,6 +96,8 @@ export interface Tape {
 interface DeviceBatch {
   ids: Tensor;
   cuSeqlens: Tensor;
+  /** Host copy of cuSeqlens. */
+  offsets: Int32Array;
   n: number;
   owned: Tensor[]; // uploaded copies this batch must free
 }
@@ -173,7 +176,7 @@ export class TransformerModel {
     if (!(host instanceof Float32Array) || host.length !== this.layout.totalNumel)
       throw talariaError(
         'ERR_TALARIA_SHAPE',
-        `params: expected a Float32Array of ${this.layout.totalNumel} values (the layout of this config), got ${describeArray(host)}`,
+        `params: expected a Float32Array of ${this.layout.totalNumel} values (the layout of this config), got ${describeValue(host)}`,
       );
     this.params = Tensor.from(host, { device: this.device });
     this.p = this.views(this.params);
@@ -350,7 +353,7 @@ export class TransformerModel {
     const batch = this.upload(tokens);
     const c = this.config;
     const b = cache.batch;
-    const offsets = tokens.cuSeqlens instanceof Int32Array ? tokens.cuSeqlens : (batch.cuSeqlens.toArray() as Int32Array);
+    const { offsets } = batch;
     if (offsets.length !== b + 1) {
       disposeAll(batch.owned);
       throw talariaError('ERR_TALARIA_SHAPE', `cuSeqlens: expected ${b + 1} offsets (one sequence per cache slot), got ${offsets.length}`);
@@ -607,7 +610,7 @@ export class TransformerModel {
           throw talariaError('ERR_TALARIA_DEVICE', `${name}: expected a tensor on ${this.device}, got one on ${value.device}`);
         return value;
       }
-      if (!(value instanceof Int32Array)) throw talariaError('ERR_TALARIA_DTYPE', `${name}: expected an Int32Array or an i32 Tensor, got ${describeArray(value)}`);
+      if (!(value instanceof Int32Array)) throw talariaError('ERR_TALARIA_DTYPE', `${name}: expected an Int32Array or an i32 Tensor, got ${describeValue(value)}`);
       const t = Tensor.from(value, { device: this.device });
       owned.push(t);
       return t;
@@ -623,7 +626,7 @@ export class TransformerModel {
       if (len > this.config.maxPositions)
         throw talariaError('ERR_TALARIA_RANGE', `cuSeqlens: sequence ${b - 1} has ${len} tokens, over max_position_embeddings (${this.config.maxPositions})`);
     }
-    return { ids, cuSeqlens, n, owned };
+    return { ids, cuSeqlens, offsets, n, owned };
   }
 }
 
@@ -672,17 +675,11 @@ function disposeTape(tape: Tape, outputs: (Tensor | undefined)[]): void {
 
 function requireShape(t: Tensor | undefined, name: string, shape: number[], device: string): void {
   if (!t) return;
-  if (!(t instanceof Tensor)) throw talariaError('ERR_TALARIA_DTYPE', `${name}: expected a Tensor, got ${describeArray(t)}`);
+  if (!(t instanceof Tensor)) throw talariaError('ERR_TALARIA_DTYPE', `${name}: expected a Tensor, got ${describeValue(t)}`);
   if (t.dtype !== 'f32') throw talariaError('ERR_TALARIA_DTYPE', `${name}: expected an f32 tensor, got ${t.dtype}`);
   if (t.device !== device) throw talariaError('ERR_TALARIA_DEVICE', `${name}: expected a tensor on ${device}, got ${t.device}`);
   if (t.numel !== shape.reduce((a, b) => a * b, 1))
     throw talariaError('ERR_TALARIA_SHAPE', `${name}: expected shape [${shape.join(', ')}], got [${t.shape.join(', ')}]`);
-}
-
-function describeArray(value: unknown): string {
-  if (value === null || value === undefined) return String(value);
-  if (ArrayBuffer.isView(value)) return `${value.constructor.name}(${(value as unknown as ArrayLike<number>).length})`;
-  return typeof value === 'object' ? (value.constructor?.name ?? 'object') : typeof value;
 }
 
 /** HF's LlamaPreTrainedModel init: weights ~ N(0, initStd²), norms 1, biases 0. */

@@ -3,6 +3,7 @@
 // independent SFT sample, KL(π‖SFT) on the sampled tokens, the held-out pretraining loss (the alignment
 // tax) and the reward model's pairwise accuracy. Every function here is independent of the stage
 // orchestration: it takes models, samples and scorers, and returns plain numbers.
+import { concatTokens, promptTokens } from '../data/batches.js';
 import { generate } from '../nn/generate.js';
 import { TransformerModel } from '../nn/model.js';
 import { crossEntropy, logprobEntropy } from '../ops/logits.js';
@@ -175,8 +176,8 @@ export function sampleResponses(model: TransformerModel, tokenizer: Tokenizer, p
   let offset = 0;
   for (let start = 0; start < prompts.length; start += batchSize) {
     const batch = prompts.slice(start, start + batchSize);
-    const promptTokens = batch.map((p) => Int32Array.from([tokenizer.bosId, ...tokenizer.encode(p.prompt)]));
-    const out = generate(model, promptTokens, {
+    const inputs = batch.map((p) => promptTokens(tokenizer, p.prompt));
+    const out = generate(model, inputs, {
       maxNewTokens: options.maxNewTokens,
       stopTokens: [tokenizer.eosId],
       seed: options.seed,
@@ -192,7 +193,7 @@ export function sampleResponses(model: TransformerModel, tokenizer: Tokenizer, p
       samples.push({
         prompt: p.prompt,
         answer: p.answer,
-        promptTokens: promptTokens[i],
+        promptTokens: inputs[i],
         response: tokenizer.decode(ended ? tokens.subarray(0, tokens.length - 1) : tokens),
         ended,
         tokens,
@@ -289,7 +290,7 @@ export function klToReference(reference: TransformerModel, samples: readonly Sam
   let total = 0;
   for (let start = 0; start < samples.length; start += batchSize) {
     const batch = samples.slice(start, start + batchSize);
-    const sequences = batch.map((s) => concat(s.promptTokens, s.tokens));
+    const sequences = batch.map((s) => concatTokens(s.promptTokens, s.tokens));
     const label = (i: number) => `samples[${start + i}] (promptTokens + tokens)`;
     const refLogp = nextTokenScores(reference, sequences, where, label, (logits, targets) => {
       const { logp, entropy, lse } = logprobEntropy({ logits, targets, temperature: 1 });
@@ -331,7 +332,7 @@ export function pretrainingLoss(model: TransformerModel, tokenizer: Tokenizer, d
   let nll = 0;
   let count = 0;
   for (let start = 0; start < documents.length; start += batchSize) {
-    const sequences = documents.slice(start, start + batchSize).map((d) => concat(Int32Array.of(tokenizer.bosId), tokenizer.encode(d)));
+    const sequences = documents.slice(start, start + batchSize).map((d) => promptTokens(tokenizer, d));
     nextTokenScores(model, sequences, where, (i) => `documents[${start + i}] (BOS + its tokens)`, (logits, targets) => {
       const out = crossEntropy({ logits, targets, inPlace: true });
       nll += out.loss * out.count;
@@ -428,13 +429,6 @@ export function rankSamples(world: World, rng: Rng, samples: readonly Sample[]):
 }
 
 // ---- internals ----
-
-function concat(a: Int32Array, b: Int32Array): Int32Array {
-  const out = new Int32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
 
 /**
  * One forward pass (grad: false) over the sequences (each at least 2 tokens) without their last tokens,

@@ -9,7 +9,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createProgress } from '../cli/progress.js';
-import { promptTokens, responseTokens, type EncodedExample } from '../data/batches.js';
+import { concatTokens, promptTokens, responseTokens, type EncodedExample } from '../data/batches.js';
 import type { ModelConfig } from '../nn/config.js';
 import { TransformerModel } from '../nn/model.js';
 import { ByteTokenizer } from '../tokenizer/byte.js';
@@ -25,7 +25,7 @@ import { selectDistinct } from '../world/load.js';
 import type { Demonstration, PromptSample, World } from '../world/types.js';
 import { type PipelineConfig } from './config.js';
 import {
-  evalPrompts, evaluatePolicy, judgeSamples, klToReference, pretrainingLoss, rankSamples, rmAccuracy, sampleResponses, type RankedGroup, type Sample,
+  evalPrompts, evaluatePolicy, judgeSamples, klToReference, pretrainingLoss, rankSamples, rmAccuracy, sampleResponses, type JudgedSample, type RankedGroup, type Sample,
 } from './evaluate.js';
 import { formatResultsTable, POLICY_NAMES, pytorchReferenceA, renderReport, type PipelineResults, type PolicyName } from './report.js';
 
@@ -136,19 +136,20 @@ async function runStages(options: PipelineOptions): Promise<PipelineResults> {
   // 3. Reward model: SFT samples ranked by the noisy labeler, K-wise batches, then the bias shift.
   const sft = TransformerModel.fromPretrained(finalDir('sft', 'policy'), POLICY_HEADS, { device, trainable: false, suppressTokens: tokenizer.neverSample });
   let rmEvalGroups: RankedGroup[] = [];
+  let rmTrain: RewardExample[] = [];
   try {
     await timed('rm-sampling', async () => {
       rmEvalGroups = rankedGroups(world, sft, tokenizer, data.rmEvalPrompts, config, seed + 30, stream(30), progress, 'rm-sampling (eval)').groups;
       if (done('rm', 'reward')) return null;
       const sampled = rankedGroups(world, sft, tokenizer, data.rmPrompts, config, seed + 20, stream(20), progress, 'rm-sampling');
-      data.rmTrain = sampled.groups.map(toRewardExample);
+      rmTrain = sampled.groups.map(toRewardExample);
       return { tokensPerSecond: sampled.tokensPerSecond };
     });
     await timed('rm', async () => {
       if (done('rm', 'reward')) return null;
       const model = TransformerModel.fromPretrained(finalDir('sft', 'policy'), SCORE_HEADS, { device, initMissingScore: true });
       const trainer = new RewardTrainer({
-        model, train: data.rmTrain, eval: rmEvalGroups.map(toRewardExample), epochs: config.rm.epochs, promptsPerBatch: config.rm.promptsPerBatch,
+        model, train: rmTrain, eval: rmEvalGroups.map(toRewardExample), epochs: config.rm.epochs, promptsPerBatch: config.rm.promptsPerBatch,
         lr: config.rm.lr, schedule: 'cosine', warmupSteps: 10, weightDecay: 0, maxGradNorm: 1, seed: seed + 2,
         referenceCompletions: data.demonstrations.map((d) => referenceCompletion(tokenizer, d)),
       });
@@ -160,7 +161,6 @@ async function runStages(options: PipelineOptions): Promise<PipelineResults> {
     });
 
     // 4-5. PPO and PPO-ptx from SFT, value model from the RM, per-token KL to SFT.
-    const ptxExamples = encodePretrainingTexts(tokenizer, data.pretrain.slice(0, 4096), maxLen);
     for (const stage of ['ppo', 'ppo-ptx'] as const) {
       await timed(stage, async () => {
         if (done(stage, 'policy')) return null;
@@ -173,7 +173,9 @@ async function runStages(options: PipelineOptions): Promise<PipelineResults> {
           iterations: p.iterations, rolloutsPerIteration: p.rolloutsPerIteration, minibatchSize: p.minibatchSize, epochs: p.epochs,
           maxNewTokens: world.responseBudget, klCoef: p.klCoef, gamma: p.gamma, lambda: p.lambda, clip: p.clip, valueClip: p.valueClip,
           lr: p.lr, valueLr: p.valueLr, seed: seed + (stage === 'ppo' ? 3 : 4),
-          ...(stage === 'ppo-ptx' && { ptx: { examples: ptxExamples, coef: p.ptxCoef, docsPerMinibatch: p.ptxDocsPerMinibatch } }),
+          ...(stage === 'ppo-ptx' && {
+            ptx: { examples: encodePretrainingTexts(tokenizer, data.pretrain.slice(0, 4096), maxLen), coef: p.ptxCoef, docsPerMinibatch: p.ptxDocsPerMinibatch },
+          }),
         });
         try {
           return await train(stage, trainer, { evalEvery: 0 });
@@ -184,16 +186,17 @@ async function runStages(options: PipelineOptions): Promise<PipelineResults> {
     }
 
     // 6. Evaluation on held-out prompts, exactly as task-a.md defines it.
-    let results!: PipelineResults;
+    let evaluation!: Evaluation;
     await timed('eval', async () => {
-      results = evaluateAll(world, tokenizer, sft, data, config, seed, device, options, rmEvalGroups, finalDir, progress);
+      evaluation = evaluateAll(world, tokenizer, sft, data, config, seed, device, options, rmEvalGroups, finalDir, progress);
       return null;
     });
+    const { results, judged } = evaluation;
     results.seconds = seconds;
     results.tokensPerSecond = tokensPerSecond;
     results.totalSeconds = (performance.now() - started) / 1e3;
     writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    const samples = Object.fromEntries(POLICY_NAMES.map((name) => [name, data.judged[name] ?? []]));
+    const samples = Object.fromEntries(POLICY_NAMES.map((name) => [name, judged[name] ?? []]));
     writeFileSync(
       join(outDir, 'report.html'),
       renderReport({ world: world.name, results, metrics: readMetrics(join(outDir, 'metrics.jsonl')), samples, reference: world.name === 'a' ? pytorchReferenceA : undefined }),
@@ -215,8 +218,6 @@ interface Datasets {
   rmEvalPrompts: PromptSample[];
   ppoPrompts: PromptSample[];
   evalPrompts: PromptSample[];
-  rmTrain: RewardExample[];
-  judged: Partial<Record<PolicyName, ReturnType<typeof judgeSamples>>>;
 }
 
 /** Every dataset of the run, drawn from the world with independent seeded streams. */
@@ -232,8 +233,6 @@ export function buildDatasets(world: World, config: PipelineConfig, seed: number
     ppoPrompts: draw(Math.max(512, config.ppo.rolloutsPerIteration * 8), stream(6), (r) => world.samplePrompt(r, 'train')),
     evalPrompts: evalAll.slice(0, config.eval.prompts),
     rmEvalPrompts: evalAll.slice(config.eval.prompts),
-    rmTrain: [],
-    judged: {},
   };
 }
 
@@ -294,8 +293,14 @@ function toRewardExample(group: RankedGroup): RewardExample {
   return { prompt: group.prompt, completions: group.responses, ranks };
 }
 
+/** results.json's figures, and a few judged samples per policy for the report. */
+interface Evaluation {
+  results: PipelineResults;
+  judged: Partial<Record<PolicyName, JudgedSample[]>>;
+}
+
 function evaluateAll(world: World, tokenizer: Tokenizer, sft: TransformerModel, data: Datasets, config: PipelineConfig, seed: number, device: string,
-  options: PipelineOptions, rmEvalGroups: RankedGroup[], finalDir: (stage: string, role: string) => string, progress: boolean): PipelineResults {
+  options: PipelineOptions, rmEvalGroups: RankedGroup[], finalDir: (stage: string, role: string) => string, progress: boolean): Evaluation {
   const budget = world.responseBudget;
   const load = (stage: string) => TransformerModel.fromPretrained(finalDir(stage, 'policy'), POLICY_HEADS, { device, trainable: false, suppressTokens: tokenizer.neverSample });
   const policies: Record<PolicyName, string> = { base: 'pretrain', sft: 'sft', ppo: 'ppo', ppoPtx: 'ppo-ptx' };
@@ -303,6 +308,7 @@ function evaluateAll(world: World, tokenizer: Tokenizer, sft: TransformerModel, 
   const sftIndependent = sampleResponses(sft, tokenizer, data.evalPrompts, { seed: evalSeed + 99, maxNewTokens: budget });
   const bar = createProgress({ label: 'eval', total: POLICY_NAMES.length + 1, unit: 'policies', silent: !progress });
   const evaluations = {} as PipelineResults['policies'];
+  const judged: Evaluation['judged'] = {};
   let params = 0;
   for (const name of POLICY_NAMES) {
     const model = name === 'sft' ? sft : load(policies[name]);
@@ -314,7 +320,7 @@ function evaluateAll(world: World, tokenizer: Tokenizer, sft: TransformerModel, 
         klVsSft: klToReference(sft, samples),
         pretrainLoss: pretrainingLoss(model, tokenizer, data.pretrainEval),
       });
-      data.judged[name] = judgeSamples(world, samples.slice(0, 8));
+      judged[name] = judgeSamples(world, samples.slice(0, 8));
     } finally {
       if (model !== sft) model.dispose();
     }
@@ -323,16 +329,17 @@ function evaluateAll(world: World, tokenizer: Tokenizer, sft: TransformerModel, 
   const rm = TransformerModel.fromPretrained(finalDir('rm', 'reward'), SCORE_HEADS, { device, trainable: false });
   let accuracy;
   try {
-    accuracy = rmAccuracy((prompts, responses) => scoreSequences(rm, prompts.map((p, i) => Int32Array.from([...p, ...responses[i]])), 4096), rmEvalGroups);
+    accuracy = rmAccuracy((prompts, responses) => scoreSequences(rm, prompts.map((p, i) => concatTokens(p, responses[i])), 4096), rmEvalGroups);
   } finally {
     rm.dispose();
   }
   bar.tick();
   bar.stop();
-  return {
+  const results: PipelineResults = {
     world: world.name, seed, params, rmAccuracy: accuracy, policies: evaluations, seconds: {}, tokensPerSecond: {}, totalSeconds: 0,
     config: { ...config, device: options.device ?? 'cpu' },
   };
+  return { results, judged };
 }
 
 function summarize(result: RunResult): string {

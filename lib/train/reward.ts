@@ -6,6 +6,7 @@
 // −1/C(K,2) Σ log σ(r_w − r_l) (lib/ops/preference.ts), its dScores go back into the score head at those
 // last tokens only. After training, finish() shifts the score bias so the demonstrations score 0 on
 // average (InstructGPT), which makes the reward's zero meaningful for PPO.
+import { concatTokens, promptTokens } from '../data/batches.js';
 import { describeValue } from '../data/describe.js';
 import type { RewardRecord } from '../data/records.js';
 import { ShuffledOrder } from '../data/shuffled-order.js';
@@ -205,7 +206,7 @@ export class RewardTrainer implements Trainer {
   private meanReferenceScore(): number {
     let sum = 0;
     for (let start = 0; start < this.references.length; start += this.promptsPerBatch) {
-      const chunk = this.references.slice(start, start + this.promptsPerBatch).map((r) => concat(r.prompt, r.completion));
+      const chunk = this.references.slice(start, start + this.promptsPerBatch).map((r) => concatTokens(r.prompt, r.completion));
       for (const s of scoreSequences(this.model, chunk, this.batchTokens)) sum += s;
     }
     return sum / this.references.length;
@@ -279,7 +280,7 @@ function rankingGradient(model: TransformerModel, examples: readonly RewardExamp
  * tokens (BOS + prompt + response), unpadded.
  *
  * @example
- * const rewards = scoreSequences(rm, completions.map((c) => concat(prompt, c)), 16384);
+ * const rewards = scoreSequences(rm, completions.map((c) => concatTokens(prompt, c)), 16384);
  */
 export function scoreSequences(model: TransformerModel, sequences: readonly Int32Array[], batchTokens: number): Float32Array {
   const fn = 'scoreSequences';
@@ -328,16 +329,13 @@ export function encodeRewardRecords(tokenizer: Tokenizer, records: readonly Rewa
     const ranking = record.ranking;
     if (!Array.isArray(ranking) || ranking.length !== k || new Set(ranking).size !== k || !ranking.every((r) => Number.isInteger(r) && r >= 0 && r < k))
       throw new TalariaError(`${fn}: ${at}.ranking must be a permutation of 0..${k - 1} (indices of completions, best first), got ${describeValue(ranking)}`, 'ERR_TALARIA_RANGE');
-    const promptTokens = tokenizer.encode(record.prompt);
-    const prompt = new Int32Array(1 + promptTokens.length);
-    prompt[0] = tokenizer.bosId;
-    prompt.set(promptTokens, 1);
+    const prompt = promptTokens(tokenizer, record.prompt);
     if (prompt.length >= limit)
       throw new TalariaError(`${fn}: ${at}: BOS + prompt is ${prompt.length} tokens, which leaves no room for a completion within maxLen ${limit}`, 'ERR_TALARIA_RANGE');
     const room = limit - prompt.length;
     const completions = record.completions.map((text: string) => {
       const tokens = tokenizer.encode(text);
-      if (tokens.length + 1 <= room) return concat(tokens, Int32Array.of(tokenizer.eosId));
+      if (tokens.length + 1 <= room) return concatTokens(tokens, Int32Array.of(tokenizer.eosId));
       return tokens.slice(0, room); // cut: no EOS, the model must not learn that the response ended here
     });
     const ranks = new Array<number>(k);
@@ -348,16 +346,9 @@ export function encodeRewardRecords(tokenizer: Tokenizer, records: readonly Rewa
 
 // ---- internals ----
 
-function concat(a: Int32Array, b: Int32Array): Int32Array {
-  const out = new Int32Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
 /** A prompt's K sequences: prompt + completion each. */
 function sequencesOf(example: RewardExample): Int32Array[] {
-  return example.completions.map((c) => concat(example.prompt, c));
+  return example.completions.map((c) => concatTokens(example.prompt, c));
 }
 
 /** The ranking kernel's offsets (completions per prompt) and ranks for a list of prompts. */

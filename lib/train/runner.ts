@@ -14,7 +14,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { createProgress, type Progress } from '../cli/progress.js';
 import { talariaError, TalariaError } from '../native.js';
 import { loadModelFiles } from '../nn/checkpoint-tensors.js';
-import { makeDirectoryChecked, readFileChecked, writeFileAtomicChecked } from '../nn/files.js';
+import { makeDirectoryChecked, readJsonChecked, writeFileAtomicChecked } from '../nn/files.js';
 import type { ModelHeads } from '../nn/params.js';
 import { readSafetensors, writeSafetensors } from '../nn/safetensors.js';
 import { MetricsWriter } from './metrics.js';
@@ -229,13 +229,7 @@ export function writeCheckpoint(trainer: Trainer, outDir: string, keep: number):
 export function latestCheckpoint(outDir: string): string | null {
   const pointer = join(outDir, CHECKPOINTS, LATEST);
   if (!existsSync(pointer)) return null;
-  let parsed: { checkpoint?: unknown };
-  try {
-    parsed = JSON.parse(readFileChecked(pointer).toString('utf8'));
-  } catch (error) {
-    if (error instanceof TalariaError) throw error;
-    throw talariaError('ERR_TALARIA_FORMAT', `${pointer}: not valid JSON (${(error as Error).message})`);
-  }
+  const parsed = (readJsonChecked(pointer) ?? {}) as { checkpoint?: unknown };
   if (typeof parsed.checkpoint !== 'string' || !/^step-\d{8}$/.test(parsed.checkpoint))
     throw talariaError('ERR_TALARIA_FORMAT', `${pointer}: checkpoint must name a step-NNNNNNNN folder`);
   return join(outDir, CHECKPOINTS, parsed.checkpoint);
@@ -246,13 +240,7 @@ function resumeFrom(trainer: Trainer, outDir: string): string | null {
   const dir = latestCheckpoint(outDir);
   if (!dir) return null;
   const manifestPath = join(dir, MANIFEST);
-  let manifest: CheckpointManifest;
-  try {
-    manifest = JSON.parse(readFileChecked(manifestPath).toString('utf8'));
-  } catch (error) {
-    if (error instanceof TalariaError) throw error;
-    throw talariaError('ERR_TALARIA_FORMAT', `${manifestPath}: not valid JSON (${(error as Error).message})`);
-  }
+  const manifest = (readJsonChecked(manifestPath) ?? {}) as CheckpointManifest;
   if (manifest.format !== 'talaria-checkpoint-1')
     throw talariaError('ERR_TALARIA_FORMAT', `${manifestPath}: unknown checkpoint format ${String(manifest.format)}`);
   if (manifest.stage !== trainer.stage)
